@@ -1,0 +1,202 @@
+"""Build the pinned control-plane binaries from their Go modules into a shared cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StepFailed
+
+HACK_DIR = Path(__file__).resolve().parent.parent
+GO_DIR = HACK_DIR / "go"
+KUBERNETES_VERSION = "v1.36.3"
+HELM_VERSION = "v3.22.0"
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """One `go build` run: a module folder and the main packages it yields."""
+
+    module_dir: str
+    packages: tuple[str, ...]
+    ldflags: str = ""
+
+
+def _k8s_ldflags() -> str:
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    sets = {
+        "k8s.io/component-base/version.gitVersion": KUBERNETES_VERSION,
+        "k8s.io/component-base/version.gitMajor": major,
+        "k8s.io/component-base/version.gitMinor": minor,
+        "k8s.io/component-base/version.gitTreeState": "clean",
+        "k8s.io/client-go/pkg/version.gitVersion": KUBERNETES_VERSION,
+        "k8s.io/client-go/pkg/version.gitMajor": major,
+        "k8s.io/client-go/pkg/version.gitMinor": minor,
+    }
+    return "-s -w " + " ".join(f"-X {k}={v}" for k, v in sets.items())
+
+
+BUILDS = (
+    GoBuild(
+        "k8s",
+        (
+            "./cmd/etcd",
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "k8s.io/kubernetes/cmd/kube-scheduler",
+            "k8s.io/kubernetes/cmd/kubectl",
+            "sigs.k8s.io/kwok/cmd/kwok",
+        ),
+        _k8s_ldflags(),
+    ),
+    GoBuild(
+        "helm",
+        ("helm.sh/helm/v3/cmd/helm",),
+        f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+    ),
+    GoBuild("kubeconform", ("github.com/yannh/kubeconform/cmd/kubeconform",), "-s -w"),
+)
+
+BINARIES = tuple(pkg.rstrip("/").rsplit("/", 1)[-1] for b in BUILDS for pkg in b.packages)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SLOSCALE_CACHE", Path.home() / ".cache" / "sloscale"))
+
+
+def _pin_digest(go_version: str) -> str:
+    """Hash of everything that decides the binaries: pins, this recipe, the Go release."""
+    digest = hashlib.sha256(go_version.encode())
+    for path in sorted(GO_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(GO_DIR)).encode())
+            digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _go_version() -> str:
+    if shutil.which("go") is None:
+        raise StepFailed(
+            "check Go toolchain",
+            "`go` is not on PATH",
+            "install Go 1.26 or newer (https://go.dev/dl/) and run `make cluster-up` again",
+        )
+    out = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
+def bin_dir() -> Path:
+    """The cache folder for the pinned binaries (may not exist yet)."""
+    return cache_root() / f"k8s-{KUBERNETES_VERSION}-{_pin_digest(_go_version())}" / "bin"
+
+
+def cached_bin_dir() -> Path | None:
+    path = bin_dir()
+    complete = path.is_dir() and all(os.access(path / name, os.X_OK) for name in BINARIES)
+    return path if complete else None
+
+
+def _log(message: str) -> None:
+    print(f"[build] {message}", file=sys.stderr, flush=True)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("CGO_ENABLED", "0")
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=readonly -buildvcs=false").strip()
+    return env
+
+
+def _download(build: GoBuild) -> None:
+    _log(f"downloading Go modules for {build.module_dir} (cached in $(go env GOMODCACHE))")
+    result = subprocess.run(
+        ["go", "mod", "download"],
+        cwd=GO_DIR / build.module_dir,
+        env=_go_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StepFailed(
+            f"download Go modules ({build.module_dir})",
+            result.stderr.strip()[-2000:],
+            "check that the Go module proxy is reachable (GOPROXY) and that "
+            f"hack/go/{build.module_dir}/go.sum is intact; then run `make cluster-up` again",
+        )
+
+
+def _package_count(build: GoBuild) -> int:
+    result = subprocess.run(
+        ["go", "list", "-deps", *build.packages],
+        cwd=GO_DIR / build.module_dir,
+        env=_go_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return len(result.stdout.split()) if result.returncode == 0 else 0
+
+
+def _compile(build: GoBuild, out_dir: Path, step: str) -> None:
+    total = _package_count(build)
+    names = ", ".join(p.rsplit("/", 1)[-1] for p in build.packages)
+    _log(f"{step} compiling {names} ({total} packages; the first build takes many minutes)")
+    cmd = ["go", "build", "-v", "-trimpath", "-ldflags", build.ldflags, "-o", f"{out_dir}/"]
+    proc = subprocess.Popen(
+        [*cmd, *build.packages],
+        cwd=GO_DIR / build.module_dir,
+        env=_go_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    done, started, last_report, tail = 0, time.monotonic(), 0.0, []
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-40:]
+        done += 1
+        now = time.monotonic()
+        if now - last_report >= 15:
+            last_report = now
+            pct = f"{min(done, total) * 100 // max(total, 1)}%" if total else "?"
+            _log(f"{step} {names}: {done}/{total} packages compiled ({pct}), {now - started:.0f}s")
+    if proc.wait() != 0:
+        raise StepFailed(
+            f"compile {names}",
+            "\n".join(tail),
+            "read the compiler output above; a stale cache is cleared with `make cluster-clean`",
+        )
+    _log(f"{step} {names}: done in {time.monotonic() - started:.0f}s")
+
+
+def ensure_binaries() -> Path:
+    """Return the folder holding every pinned binary, building whatever is missing."""
+    cached = cached_bin_dir()
+    if cached is not None:
+        return cached
+    final = bin_dir()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    _log(f"building Kubernetes {KUBERNETES_VERSION}, etcd, kwok, helm, kubeconform into {final}")
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
+        for index, build in enumerate(BUILDS, start=1):
+            _download(build)
+            _compile(build, Path(tmp), f"[{index}/{len(BUILDS)}]")
+        missing = [name for name in BINARIES if not (Path(tmp) / name).exists()]
+        if missing:
+            raise StepFailed("collect binaries", f"not produced: {missing}", "report this as a bug")
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete cache from an interrupted older recipe
+        os.replace(tmp, final)
+        os.mkdir(tmp)  # TemporaryDirectory cleanup expects it
+    _log(f"all binaries ready in {time.monotonic() - started:.0f}s: {final}")
+    return final

@@ -1,0 +1,5 @@
+import sys
+
+from sloscale.cli import main
+
+sys.exit(main())
