@@ -16,10 +16,10 @@ from hack.localcluster.nodes import NodePool
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A real control plane (etcd, apiserver, controller-manager, scheduler, kwok) on loopback.
 
-    Set SLOSCALE_TEST_KUBECONFIG_DIR to the --dir of a cluster started by `make cluster-up`
+    Set SLOSCALE_TEST_CLUSTER_DIR to the --dir of a cluster started by `make cluster-up`
     to reuse it instead of starting a fresh one.
     """
-    reuse = os.environ.get("SLOSCALE_TEST_KUBECONFIG_DIR")
+    reuse = os.environ.get("SLOSCALE_TEST_CLUSTER_DIR")
     if reuse:
         yield LocalCluster(Path(reuse)).up()
         return
