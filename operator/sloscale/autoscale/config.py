@@ -1,0 +1,53 @@
+"""The CRD's spec.autoscaling (as admitted) to the policies' AutoscalingSpec (pure)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sloscale.autoscale.policies.base import AutoscalingSpec, Objective, ScalingRules
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_s(text: str | float | int) -> float:
+    """'15s', '1m30s', '500ms' or a number of seconds, to seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 15s, 1m30s, 500ms)")
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def _rules(raw: dict[str, Any] | None, default: ScalingRules) -> ScalingRules:
+    if not raw:
+        return default
+    return ScalingRules(
+        stabilizationSeconds=float(raw.get("stabilizationSeconds", default.stabilizationSeconds)),
+        maxStep=int(raw.get("maxStep", default.maxStep)),
+    )
+
+
+def policy_spec(raw: dict[str, Any]) -> AutoscalingSpec:
+    """Build the policy's view; fields the CRD left out keep the policy's own defaults."""
+    base = AutoscalingSpec()
+    objective_raw = raw.get("objective") or {}
+    objective = Objective(
+        latency=objective_raw.get("latency", base.objective.latency),
+        targetMs=float(objective_raw.get("targetMs", base.objective.targetMs)),
+        window=duration_s(objective_raw.get("window", base.objective.window)),
+    )
+    capacity = (raw.get("capacityProfile") or {}).get("maxRpsPerReplica")
+    return AutoscalingSpec(
+        minReplicas=int(raw.get("minReplicas", base.minReplicas)),
+        maxReplicas=int(raw.get("maxReplicas", base.maxReplicas)),
+        objective=objective,
+        policy=str(raw.get("policy", base.policy)),
+        interval=duration_s(raw.get("interval", base.interval)),
+        scaleUp=_rules(raw.get("scaleUp"), base.scaleUp),
+        scaleDown=_rules(raw.get("scaleDown"), base.scaleDown),
+        coldStartSeconds=float(raw.get("coldStartSeconds", base.coldStartSeconds)),
+        capacityRpsPerReplica=float(capacity) if capacity is not None else None,
+    )

@@ -1,0 +1,30 @@
+"""Other autoscalers aimed at our Deployment (HPA, KEDA ScaledObject): found, never fought."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def _targets(obj: Mapping[str, Any], deployment: str, ref_field: str) -> bool:
+    ref = obj.get("spec", {}).get(ref_field) or {}
+    kind = ref.get("kind", "Deployment")  # KEDA defaults the kind to Deployment
+    return bool(kind == "Deployment" and ref.get("name") == deployment)
+
+
+def competing_autoscaler(
+    deployment: str,
+    hpas: Iterable[Mapping[str, Any]],
+    scaled_objects: Iterable[Mapping[str, Any]],
+) -> str | None:
+    """'HorizontalPodAutoscaler/NAME' or 'ScaledObject/NAME' targeting the Deployment, or None.
+
+    KEDA drives its own HPA (named keda-hpa-*), so a ScaledObject is reported as itself.
+    """
+    for scaled in scaled_objects:
+        if _targets(scaled, deployment, "scaleTargetRef"):
+            return f"ScaledObject/{scaled['metadata']['name']}"
+    for hpa in hpas:
+        if _targets(hpa, deployment, "scaleTargetRef"):
+            return f"HorizontalPodAutoscaler/{hpa['metadata']['name']}"
+    return None

@@ -1,0 +1,199 @@
+"""The periodic loop that wires source -> policy -> actuator for every InferenceService at once.
+
+One task for all services: per tick, one batch of PromQL, one list of each kind of object,
+then a pure decision per service (`tick.decide_tick`) and the writes it calls for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sloscale.autoscale.config import policy_spec
+from sloscale.autoscale.conflicts import competing_autoscaler
+from sloscale.autoscale.kube import KubeAutoscalerClient
+from sloscale.autoscale.metrics import Fetched, PrometheusSource
+from sloscale.autoscale.policies import create_policy
+from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
+from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
+from sloscale.autoscale.replicas import census
+from sloscale.autoscale.telemetry import AutoscalerMetrics
+from sloscale.autoscale.tick import TickOutcome, decide_tick
+
+log = logging.getLogger(__name__)
+SERVICE_POD_LABEL = "serving.sloscale.io/inferenceservice"
+DECISION_HISTORY = 10
+
+
+@dataclass
+class ServiceMemory:
+    """What the loop keeps per service between ticks: its policy (with state) and timing."""
+
+    policy_name: str
+    policy: Policy
+    last_decided: float = float("-inf")
+
+
+@dataclass
+class LoopSettings:
+    tick_s: float = 5.0  # how often the loop wakes; each service decides on its own interval
+    stale_after_s: float = 60.0
+
+
+@dataclass
+class AutoscalerLoop:
+    source: PrometheusSource
+    kube: KubeAutoscalerClient
+    metrics: AutoscalerMetrics
+    settings: LoopSettings = field(default_factory=LoopSettings)
+    memory: dict[ServiceKey, ServiceMemory] = field(default_factory=dict)
+
+    async def run_forever(self, stopped: asyncio.Event) -> None:
+        while not stopped.is_set():
+            started = time.monotonic()
+            try:
+                await self.tick(time.time())
+            except Exception:  # noqa: BLE001 - the loop must outlive any one bad tick
+                log.exception("autoscaler tick failed; retrying next tick")
+            elapsed = time.monotonic() - started
+            self.metrics.loop_seconds.observe(elapsed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), max(0.1, self.settings.tick_s - elapsed))
+
+    async def tick(self, now: float) -> list[tuple[ServiceKey, TickOutcome]]:
+        services = await asyncio.to_thread(self.kube.list_inference_services)
+        due = [s for s in services if self._due(s, now)]
+        self._forget_deleted(services)
+        if not due:
+            return []
+        fetched = await self.source.fetch_async(now)
+        if fetched.error is not None:
+            self.metrics.query_errors.inc()
+        cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_POD_LABEL)
+        results = []
+        for service in due:
+            key = _key(service)
+            try:
+                outcome, metrics = self._decide(service, fetched, cluster, now)
+                await asyncio.to_thread(self._act, service, outcome, metrics, now)
+                results.append((key, outcome))
+            except Exception:  # noqa: BLE001 - one bad object never stops the others
+                log.exception("autoscaling %s failed this tick", key)
+        return results
+
+    # -- pure-ish steps --------------------------------------------------------------------
+    def _due(self, service: dict[str, Any], now: float) -> bool:
+        autoscaling = service.get("spec", {}).get("autoscaling") or {}
+        if not autoscaling.get("enabled"):
+            return False
+        spec = policy_spec(autoscaling)
+        memory = self._memory(_key(service), spec)
+        return now - memory.last_decided >= spec.interval - 0.5
+
+    def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
+        memory = self.memory.get(key)
+        if memory is None or memory.policy_name != spec.policy:
+            memory = ServiceMemory(spec.policy, create_policy(spec.policy))
+            self.memory[key] = memory
+        return memory
+
+    def _forget_deleted(self, services: list[dict[str, Any]]) -> None:
+        alive = {_key(s) for s in services}
+        for key in [k for k in self.memory if k not in alive]:
+            del self.memory[key]
+            self.metrics.forget(key)
+
+    def _decide(
+        self, service: dict[str, Any], fetched: Fetched, cluster: dict[str, Any], now: float
+    ) -> tuple[TickOutcome, ServiceMetrics]:
+        key = _key(service)
+        autoscaling = service["spec"]["autoscaling"]
+        spec = policy_spec(autoscaling)
+        memory = self._memory(key, spec)
+        deployment = cluster["deployments"].get(key)
+        current = int((deployment or {}).get("spec", {}).get("replicas", 0) or 0)
+        pods = census(current, cluster["pods"].get(key, []))
+        competitor = competing_autoscaler(
+            key.name,
+            cluster["hpas"].get(key.namespace, []),
+            cluster["scaled_objects"].get(key.namespace, []),
+        )
+        metrics = fetched.for_service(key, spec.objective.latency, self.settings.stale_after_s)
+        outcome = decide_tick(
+            memory.policy, spec, autoscaling.get("mode", "active"), metrics, pods, competitor, now
+        )
+        memory.last_decided = now
+        latency = metrics.snapshot.latency_ms if metrics.snapshot else None
+        self.metrics.record(key, outcome, latency, spec.objective.targetMs)
+        if deployment is None:  # the controller has not created it yet: nothing to scale
+            outcome = TickOutcome(current, current, "no Deployment yet", False, outcome.conditions)
+        return outcome, metrics
+
+    # -- writes ---------------------------------------------------------------------------
+    def _act(
+        self, service: dict[str, Any], outcome: TickOutcome, metrics: ServiceMetrics, now: float
+    ) -> None:
+        key = _key(service)
+        if outcome.changes_scale:
+            self.kube.scale(key.namespace, key.name, outcome.desired_replicas)
+            self.kube.event(
+                service,
+                "Scaled",
+                f"replicas {outcome.current_replicas} -> {outcome.desired_replicas}: "
+                f"{outcome.reason}",
+            )
+        self.kube.write_status(service, _status(service, outcome, metrics, now), outcome, now)
+
+
+def _key(service: dict[str, Any]) -> ServiceKey:
+    meta = service["metadata"]
+    return ServiceKey(meta["namespace"], meta["name"])
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status(
+    service: dict[str, Any], outcome: TickOutcome, metrics: ServiceMetrics, now: float
+) -> dict[str, Any]:
+    """status.autoscaling: what was seen, what was decided, and the last decisions."""
+    previous = (service.get("status") or {}).get("autoscaling") or {}
+    decision = {
+        "time": _iso(now),
+        "from": outcome.current_replicas,
+        "to": outcome.desired_replicas,
+        "reason": outcome.reason,
+        "applied": outcome.write,
+        "details": {k: v for k, v in outcome.details.items() if isinstance(v, int | float | str)},
+    }
+    history = list(previous.get("decisions") or [])
+    if outcome.desired_replicas != outcome.current_replicas or not history:
+        history = (history + [decision])[-DECISION_HISTORY:]
+    snapshot = metrics.snapshot
+    observed: dict[str, Any] = {"available": metrics.available, "reason": metrics.reason}
+    if snapshot is not None:
+        observed["time"] = _iso(snapshot.time)
+        observed.update(
+            {
+                k: v
+                for k, v in {
+                    "rps": snapshot.rps,
+                    "latencyMs": snapshot.latency_ms,
+                    "queueMs": snapshot.queue_ms,
+                    "pending": snapshot.pending,
+                }.items()
+                if v is not None
+            }
+        )
+    return {
+        "desiredReplicas": outcome.desired_replicas,
+        "observed": observed,
+        "lastDecision": decision,
+        "decisions": history,
+    }

@@ -1,0 +1,74 @@
+"""Prometheus metrics source (adapter): runs the tick's batched PromQL, returns per-service data."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sloscale.autoscale.promql import (
+    ServiceKey,
+    ServiceMetrics,
+    parse_vector,
+    queries,
+    snapshot_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Every query's parsed vector at one instant, or the error that stopped the fetch."""
+
+    time: float
+    vectors: Mapping[str, Mapping[ServiceKey, float]] = field(default_factory=dict)
+    error: str | None = None
+    queries_run: int = 0
+
+    def for_service(self, key: ServiceKey, latency: str, stale_after_s: float) -> ServiceMetrics:
+        if self.error is not None:
+            return ServiceMetrics(None, "PrometheusUnavailable", self.error)
+        return snapshot_for(key, self.vectors, latency, self.time, stale_after_s)
+
+
+class PrometheusSource:
+    """Reads every service's metrics with a constant number of queries per tick."""
+
+    def __init__(self, url: str, window_s: float = 60.0, timeout_s: float = 10.0) -> None:
+        from prometheus_api_client import PrometheusConnect  # heavy import: only when used
+
+        self.url = url
+        self.window_s = window_s
+        self.timeout_s = timeout_s
+        self._client = PrometheusConnect(url=url, disable_ssl=not url.startswith("https"))
+
+    def fetch(self, now: float) -> Fetched:
+        """Blocking: run every query at time `now`. Never raises for Prometheus' failures."""
+        vectors: dict[str, dict[ServiceKey, float]] = {}
+        run = 0
+        for name, query in queries(self.window_s).items():
+            run += 1
+            try:
+                result = self._client.custom_query(
+                    query=query, params={"time": now, "timeout": f"{self.timeout_s:g}s"}
+                )
+            except Exception as err:  # noqa: BLE001 - connection, HTTP and parse errors alike
+                log.warning("Prometheus query %s failed: %s", name, err)
+                return Fetched(now, error=f"query {name} failed: {_short(err)}", queries_run=run)
+            vectors[name] = parse_vector(_as_samples(result))
+        return Fetched(now, vectors, queries_run=run)
+
+    async def fetch_async(self, now: float) -> Fetched:
+        """The same, in a worker thread, so the operator's event loop never blocks on HTTP."""
+        return await asyncio.to_thread(self.fetch, now)
+
+
+def _as_samples(result: object) -> Iterable[Mapping[str, object]]:
+    return result if isinstance(result, list) else []
+
+
+def _short(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:300]

@@ -1,0 +1,1 @@
+"""Local helpers for the demo and tests: real servers started on loopback."""

@@ -1,0 +1,1 @@
+"""Triton-metrics emulator: what Triton pods would export, for the demo and e2e tests."""

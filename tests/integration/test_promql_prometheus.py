@@ -1,0 +1,92 @@
+"""The production PromQL, evaluated by a real Prometheus scraping emulated Triton pods.
+
+User story: the operator reads every service's rate, latency, queue time and backlog in one
+batch of queries, and tells a stopped Prometheus or a vanished service from a quiet one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sloscale.autoscale.metrics import PrometheusSource
+from sloscale.autoscale.promql import ServiceKey
+from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
+from sloscale.emulator.exposition import PodCounters
+from sloscale.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
+
+pytestmark = pytest.mark.integration
+
+RATE_PER_POD = {"a-0": 20, "a-1": 28, "b-0": 4}  # per second; whole requests per 0.25 s tick
+SERVICE_OF = {"a-0": "alpha", "a-1": "alpha", "b-0": "beta"}
+LATENCY_US = {"a-0": 40_000.0, "a-1": 60_000.0, "b-0": 10_000.0}
+P95_US = {"a-0": 90_000.0, "a-1": 150_000.0, "b-0": 20_000.0}
+
+
+def _drive(registry: Registry, stop: threading.Event) -> None:
+    """Advance each pod's counters every 0.25 s as Triton would under a steady load."""
+    counters = {pod: PodCounters() for pod in RATE_PER_POD}
+    while not stop.is_set():
+        for pod, rate in RATE_PER_POD.items():
+            c = counters[pod]
+            done = rate // 4
+            c.success += done
+            c.request_duration_us += done * LATENCY_US[pod]
+            c.queue_duration_us += done * 2_000.0
+            c.pending = 3 if pod == "a-1" else 0
+            c.request_summary_us = {"0.95": P95_US[pod], "0.99": P95_US[pod] * 1.5}
+            registry.update(PodKey("prod", pod), EmulatedPod(SERVICE_OF[pod], "m", c))
+        stop.wait(0.25)
+
+
+@pytest.fixture()
+def prometheus_over_emulator(tmp_path: Path):  # type: ignore[no-untyped-def]
+    registry = Registry()
+    server = EmulatorServer(registry).start()
+    stop = threading.Event()
+    driver = threading.Thread(target=_drive, args=(registry, stop), daemon=True)
+    driver.start()
+    config = scrape_config(1, http_sd_urls=[f"http://{server.address}/targets"])
+    prom = LocalPrometheus(tmp_path / "prom", config).start()
+    try:
+        yield prom, registry
+    finally:
+        stop.set()
+        prom.stop()
+        server.stop()
+
+
+def test_batched_queries_give_each_services_numbers(prometheus_over_emulator) -> None:  # type: ignore[no-untyped-def]
+    prom, _ = prometheus_over_emulator
+    source = PrometheusSource(prom.url, window_s=10)
+    time.sleep(14)  # enough scrapes (1 s interval) to fill the 10 s rate window
+    fetched = source.fetch(time.time())
+    assert fetched.error is None
+    assert fetched.queries_run == 7  # one per metric, for every service at once
+
+    alpha = fetched.for_service(ServiceKey("prod", "alpha"), "p95", stale_after_s=30).snapshot
+    beta = fetched.for_service(ServiceKey("prod", "beta"), "p99", stale_after_s=30).snapshot
+    assert alpha is not None and beta is not None
+    assert alpha.rps == pytest.approx(48.0, rel=0.10)
+    assert beta.rps == pytest.approx(4.0, rel=0.10)
+    # Mean from counters: rate-weighted (20 x 40 ms + 28 x 60 ms) / 48 = 51.7 ms.
+    assert alpha.latency_mean_ms == pytest.approx(2480 / 48, rel=0.05)
+    assert alpha.latency_ms == pytest.approx(150.0)  # max of the pods' p95
+    assert beta.latency_ms == pytest.approx(30.0)  # p99 = 1.5 x 20 ms
+    assert alpha.queue_ms == pytest.approx(2.0, rel=0.05)
+    assert alpha.pending == 3
+
+    missing = fetched.for_service(ServiceKey("prod", "gamma"), "p95", stale_after_s=30)
+    assert (missing.available, missing.reason) == (False, "NoSamples")
+
+
+def test_stopped_prometheus_is_reported_not_raised(prometheus_over_emulator) -> None:  # type: ignore[no-untyped-def]
+    prom, _ = prometheus_over_emulator
+    source = PrometheusSource(prom.url, window_s=10, timeout_s=2)
+    prom.stop()
+    fetched = source.fetch(time.time())
+    assert fetched.error is not None
+    result = fetched.for_service(ServiceKey("prod", "alpha"), "p95", stale_after_s=30)
+    assert (result.available, result.reason) == (False, "PrometheusUnavailable")

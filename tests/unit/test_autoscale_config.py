@@ -1,0 +1,53 @@
+"""spec.autoscaling as admitted by the CRD, read into the policies' spec."""
+
+from __future__ import annotations
+
+import pytest
+from sloscale.autoscale.config import duration_s, policy_spec
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15s", 15.0), ("1m", 60.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), (30, 30.0)],
+)
+def test_duration(text, seconds) -> None:  # type: ignore[no-untyped-def]
+    assert duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "fast", "1x", "15s ", "-5s"])
+def test_bad_duration_names_the_value(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        duration_s(text)
+
+
+def test_full_spec() -> None:
+    spec = policy_spec(
+        {
+            "enabled": True,
+            "mode": "active",
+            "minReplicas": 2,
+            "maxReplicas": 20,
+            "objective": {"latency": "p99", "targetMs": 250, "window": "2m"},
+            "policy": "kpa",
+            "interval": "10s",
+            "scaleUp": {"stabilizationSeconds": 0, "maxStep": 4},
+            "scaleDown": {"stabilizationSeconds": 300, "maxStep": 1},
+            "coldStartSeconds": 45,
+            "capacityProfile": {"maxRpsPerReplica": 120.5},
+        }
+    )
+    assert (spec.minReplicas, spec.maxReplicas, spec.policy, spec.interval) == (2, 20, "kpa", 10.0)
+    assert (spec.objective.latency, spec.objective.targetMs, spec.objective.window) == (
+        "p99",
+        250.0,
+        120.0,
+    )
+    assert (spec.scaleUp.maxStep, spec.scaleDown.stabilizationSeconds) == (4, 300.0)
+    assert (spec.coldStartSeconds, spec.capacityRpsPerReplica) == (45.0, 120.5)
+
+
+def test_missing_fields_keep_policy_defaults() -> None:
+    spec = policy_spec({"enabled": True, "objective": {"targetMs": 100}})
+    assert spec.objective.targetMs == 100.0
+    assert spec.capacityRpsPerReplica is None
+    assert spec.minReplicas >= 0 and spec.maxReplicas >= spec.minReplicas

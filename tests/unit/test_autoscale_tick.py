@@ -1,0 +1,158 @@
+"""Guards around the policy: missing metrics hold, unschedulable caps, conflicts, recommend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sloscale.autoscale.conflicts import competing_autoscaler
+from sloscale.autoscale.policies.base import (
+    AutoscalingSpec,
+    Decision,
+    ReplicaState,
+    Snapshot,
+)
+from sloscale.autoscale.promql import ServiceMetrics
+from sloscale.autoscale.replicas import PodCensus, census
+from sloscale.autoscale.tick import decide_tick
+
+SPEC = AutoscalingSpec(minReplicas=1, maxReplicas=10)
+FRESH = ServiceMetrics(Snapshot(time=100.0, rps=50.0, latency_ms=80.0), "MetricsFresh", "ok")
+MISSING = ServiceMetrics(None, "PrometheusUnavailable", "connection refused")
+
+
+@dataclass
+class WantsFixed:
+    """A policy that always asks for the same count: isolates the guards under test."""
+
+    wanted: int
+    name: str = "fixed"
+    metrics_window_s: float | None = None
+    state: object = None
+
+    def decide(self, snapshot, replicas, spec, now):  # type: ignore[no-untyped-def]
+        return Decision(self.wanted, f"wants {self.wanted}", {"rps": snapshot.rps})
+
+
+def _pods(current: int, ready: int, pending: int = 0, message: str | None = None) -> PodCensus:
+    return PodCensus(ReplicaState(current, ready, 0, pending), message)
+
+
+def _conditions(outcome) -> dict[str, tuple[bool, str]]:  # type: ignore[no-untyped-def]
+    return {c.type: (c.status, c.reason) for c in outcome.conditions}
+
+
+@pytest.mark.parametrize(
+    ("policy_wants", "metrics", "current", "expected", "reason_part"),
+    [
+        (6, FRESH, 4, 6, "wants 6"),
+        (1, FRESH, 4, 1, "wants 1"),
+        (1, MISSING, 4, 4, "hold: PrometheusUnavailable"),  # never shrink without data
+        (1, MISSING, 0, 1, "hold"),  # but the spec's minimum still applies
+        (20, MISSING, 12, 10, "hold"),  # and so does its maximum
+    ],
+)
+def test_policy_decision_and_hold(policy_wants, metrics, current, expected, reason_part) -> None:  # type: ignore[no-untyped-def]
+    outcome = decide_tick(
+        WantsFixed(policy_wants), SPEC, "active", metrics, _pods(current, current), None, 100.0
+    )
+    assert outcome.desired_replicas == expected
+    assert reason_part in outcome.reason
+    assert _conditions(outcome)["MetricsAvailable"][0] is metrics.available
+    assert outcome.write
+
+
+def test_unschedulable_pods_stop_scale_up_and_say_why() -> None:
+    message = "0/5 nodes are available: 4 Insufficient nvidia.com/gpu"
+    outcome = decide_tick(
+        WantsFixed(9), SPEC, "active", FRESH, _pods(6, 4, pending=2, message=message), None, 1.0
+    )
+    assert outcome.desired_replicas == 6
+    assert _conditions(outcome)["ScalingLimited"] == (True, "Unschedulable")
+    assert message in [c.message for c in outcome.conditions]
+
+
+def test_unschedulable_pods_do_not_block_scale_down() -> None:
+    outcome = decide_tick(WantsFixed(3), SPEC, "active", FRESH, _pods(6, 4, pending=2), None, 1.0)
+    assert outcome.desired_replicas == 3
+
+
+def test_competing_autoscaler_wins() -> None:
+    outcome = decide_tick(
+        WantsFixed(9), SPEC, "active", FRESH, _pods(2, 2), "HorizontalPodAutoscaler/web", 1.0
+    )
+    assert (outcome.desired_replicas, outcome.write) == (2, False)
+    assert _conditions(outcome)["AutoscalerConflict"] == (True, "CompetingAutoscaler")
+
+
+def test_recommend_mode_reports_without_writing() -> None:
+    outcome = decide_tick(WantsFixed(7), SPEC, "recommend", FRESH, _pods(2, 2), None, 1.0)
+    assert (outcome.desired_replicas, outcome.write, outcome.changes_scale) == (7, False, False)
+
+
+def _pod(phase: str = "Running", ready: bool = True, scheduled: str | None = None, **meta):  # type: ignore[no-untyped-def]
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if scheduled is not None:
+        conditions = [
+            {"type": "PodScheduled", "status": "False", "reason": scheduled, "message": "no GPU"}
+        ]
+    return {"metadata": meta, "status": {"phase": phase, "conditions": conditions}}
+
+
+def test_census_counts_each_kind_of_pod() -> None:
+    pods = [
+        _pod(),
+        _pod(),
+        _pod(ready=False),
+        _pod("Pending", scheduled="Unschedulable"),
+        _pod(deletionTimestamp="2026-11-22T00:00:00Z"),
+        _pod("Failed", ready=False),
+    ]
+    result = census(5, pods)
+    assert result.state == ReplicaState(current=5, ready=2, starting=1, pending=1)
+    assert result.unschedulable_message == "no GPU"
+
+
+@pytest.mark.parametrize(
+    ("hpas", "scaled", "expected"),
+    [
+        ([], [], None),
+        (
+            [
+                {
+                    "metadata": {"name": "h"},
+                    "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}},
+                }
+            ],
+            [],
+            "HorizontalPodAutoscaler/h",
+        ),
+        (
+            [
+                {
+                    "metadata": {"name": "h"},
+                    "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "other"}},
+                }
+            ],
+            [],
+            None,
+        ),
+        (
+            [
+                {
+                    "metadata": {"name": "h"},
+                    "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "web"}},
+                }
+            ],
+            [],
+            None,
+        ),
+        (
+            [],
+            [{"metadata": {"name": "so"}, "spec": {"scaleTargetRef": {"name": "web"}}}],
+            "ScaledObject/so",
+        ),
+    ],
+)
+def test_competing_autoscaler_detection(hpas, scaled, expected) -> None:  # type: ignore[no-untyped-def]
+    assert competing_autoscaler("web", hpas, scaled) == expected
