@@ -18,7 +18,7 @@ from sloscale.autoscale.config import policy_spec
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.metrics import Fetched, PrometheusSource
-from sloscale.autoscale.policies import create_policy
+from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
@@ -98,7 +98,7 @@ class AutoscalerLoop:
     def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
         memory = self.memory.get(key)
         if memory is None or memory.policy_name != spec.policy:
-            memory = ServiceMemory(spec.policy, create_policy(spec.policy))
+            memory = ServiceMemory(spec.policy, make_policy(spec.policy, spec))
             self.memory[key] = memory
         return memory
 
