@@ -1,0 +1,104 @@
+"""One emulated Triton pod: a FIFO queue and a dynamic batcher, request by request (pure).
+
+Service time per batch is base_ms + per_item_ms * size (the simulator's ServiceModel); an idle
+batcher waits up to max_queue_delay_ms for a batch to fill; a full queue rejects. Time only
+moves when `advance(now)` is called, so it runs in real time (the demo) or faster (tests).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sloscale.emulator.exposition import PodCounters
+from sloscale.sim.service import ServiceModel
+
+SUMMARY_WINDOW_S = 30.0  # Triton's summaries age out old observations; so do ours
+
+
+@dataclass
+class EmulatedReplica:
+    model: ServiceModel
+    counters: PodCounters = field(default_factory=PodCounters)
+    queue: deque[float] = field(default_factory=deque)  # arrival times, oldest first
+    free_at: float = 0.0
+    in_flight: list[tuple[float, float, list[float]]] = field(default_factory=list)
+    # (finish time, latency ms, queue ms) of recent completions, for the summaries.
+    recent: deque[tuple[float, float, float]] = field(default_factory=deque)
+
+    def offer(self, arrival_s: float) -> bool:
+        """A request arrives; False if the queue is full (Triton rejects it)."""
+        if len(self.queue) >= self.model.queue_per_replica:
+            self.counters.failure += 1
+            return False
+        self.queue.append(arrival_s)
+        return True
+
+    def advance(self, now: float) -> list[float]:
+        """Dispatch the batches that start by `now`; return latencies (ms) completed by then.
+
+        Callers offer every arrival up to `now` first, so a dispatch time <= now is final.
+        """
+        delay_s = self.model.max_queue_delay_ms / 1000.0
+        size_cap = self.model.max_batch
+        while self.queue:
+            earliest = max(self.free_at, self.queue[0])
+            full_at = self.queue[size_cap - 1] if len(self.queue) >= size_cap else float("inf")
+            # A free batcher dispatches a full batch at once, else when the oldest has waited.
+            dispatch = max(earliest, min(self.queue[0] + delay_s, full_at))
+            if dispatch > now:
+                break
+            size = 0
+            while size < size_cap and size < len(self.queue) and self.queue[size] <= dispatch:
+                size += 1
+            batch = [self.queue.popleft() for _ in range(size)]
+            finish = dispatch + (self.model.base_ms + self.model.per_item_ms * size) / 1000.0
+            self.free_at = finish
+            self.in_flight.append((finish, dispatch, batch))
+            self.counters.executions += 1
+        return self._complete(now)
+
+    def _complete(self, now: float) -> list[float]:
+        done, still = [], []
+        for finish, start, batch in self.in_flight:
+            if finish > now:
+                still.append((finish, start, batch))
+                continue
+            for arrival in batch:
+                latency_ms = (finish - arrival) * 1000.0
+                queue_ms = (start - arrival) * 1000.0
+                self._count(finish, latency_ms, queue_ms, finish - start)
+                done.append(latency_ms)
+        self.in_flight = still
+        self.counters.pending = len(self.queue)
+        self._summarise(now)
+        return done
+
+    def _count(self, finish: float, latency_ms: float, queue_ms: float, compute_s: float) -> None:
+        c = self.counters
+        c.success += 1
+        c.inferences += 1
+        c.request_duration_us += latency_ms * 1000.0
+        c.queue_duration_us += queue_ms * 1000.0
+        c.compute_infer_duration_us += compute_s * 1e6
+        c.summary_count += 1
+        c.summary_sum_us += latency_ms * 1000.0
+        self.recent.append((finish, latency_ms, queue_ms))
+
+    def _summarise(self, now: float) -> None:
+        while self.recent and self.recent[0][0] < now - SUMMARY_WINDOW_S:
+            self.recent.popleft()
+        if not self.recent:
+            self.counters.request_summary_us, self.counters.queue_summary_us = {}, {}
+            return
+        latencies = np.array([r[1] for r in self.recent]) * 1000.0
+        queues = np.array([r[2] for r in self.recent]) * 1000.0
+        quantiles = {"0.5": 50, "0.9": 90, "0.95": 95, "0.99": 99}
+        self.counters.request_summary_us = {
+            q: float(np.percentile(latencies, p)) for q, p in quantiles.items()
+        }
+        self.counters.queue_summary_us = {
+            q: float(np.percentile(queues, p)) for q, p in quantiles.items()
+        }

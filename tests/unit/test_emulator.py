@@ -1,0 +1,84 @@
+"""Emulated Triton pods: batching, queueing and the metrics page they serve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sloscale.emulator.exposition import render
+from sloscale.emulator.replica import EmulatedReplica
+from sloscale.emulator.service import EmulatedService
+from sloscale.sim.service import ServiceModel
+
+MODEL = ServiceModel(base_ms=40.0, per_item_ms=20.0, max_batch=8, max_queue_delay_ms=5.0)
+
+
+def _run(service: EmulatedService, rate_rps: float, seconds: float, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, size=int(rate_rps * seconds * 1.2)))
+    arrivals = arrivals[arrivals < seconds]
+    step = 0.1
+    for index in range(int(seconds / step) + 50):  # then drain
+        lo, hi = index * step, (index + 1) * step
+        service.step(arrivals[(arrivals >= lo) & (arrivals < hi)], hi)
+
+
+def test_lone_request_waits_the_queue_delay_then_one_batch() -> None:
+    replica = EmulatedReplica(MODEL)
+    replica.offer(1.0)
+    assert replica.advance(1.001) == []  # still waiting for a batch to fill
+    done = replica.advance(2.0)
+    assert done == pytest.approx([5.0 + 60.0])  # 5 ms delay + 40 + 20 x 1
+    assert (replica.counters.success, replica.counters.executions) == (1, 1)
+
+
+def test_a_full_batch_goes_at_once() -> None:
+    replica = EmulatedReplica(MODEL)
+    for i in range(8):
+        replica.offer(1.0 + i * 0.0001)
+    done = replica.advance(2.0)
+    assert len(done) == 8 and replica.counters.executions == 1
+    assert max(done) == pytest.approx(0.7 + 40 + 160, abs=0.01)
+
+
+def test_requests_are_conserved_and_batching_kicks_in_under_load() -> None:
+    service = EmulatedService(MODEL, seed=3)
+    service.set_ready_pods(["a", "b"])
+    _run(service, rate_rps=50, seconds=20)  # 25 rps per pod; one pod serves up to 40
+    ledger = service.ledger
+    assert ledger.arrived == len(ledger.latency_ms) + ledger.rejected + service.waiting
+    assert ledger.rejected == 0 and service.waiting == 0
+    counters = [r.counters for r in service.replicas.values()]
+    assert sum(c.executions for c in counters) < sum(c.success for c in counters)
+
+
+def test_overload_builds_a_queue_and_latency_grows() -> None:
+    light, heavy = EmulatedService(MODEL, seed=1), EmulatedService(MODEL, seed=1)
+    light.set_ready_pods(["a"])
+    heavy.set_ready_pods(["a"])
+    _run(light, rate_rps=10, seconds=20)
+    _run(heavy, rate_rps=45, seconds=20)  # above the 40 rps one pod can do
+    assert np.percentile(heavy.ledger.latency_ms, 95) > 5 * np.percentile(
+        light.ledger.latency_ms, 95
+    )
+
+
+def test_no_ready_pod_rejects_and_removed_pods_lose_their_queue() -> None:
+    service = EmulatedService(MODEL)
+    service.step(np.array([0.1, 0.2]), 0.3)
+    assert service.ledger.rejected == 2
+    service.set_ready_pods(["a"])
+    service.step(np.array([0.4]), 0.4)
+    service.set_ready_pods([])
+    assert service.ledger.rejected == 3 and service.ledger.arrived == 3
+
+
+def test_metrics_page_has_tritons_names_and_labels() -> None:
+    replica = EmulatedReplica(MODEL)
+    for i in range(20):
+        replica.offer(i * 0.01)
+    replica.advance(5.0)
+    page = render("resnet", replica.counters)
+    assert 'nv_inference_request_success{model="resnet",version="1"} 20' in page
+    assert 'nv_inference_request_summary_us{model="resnet",version="1",quantile="0.95"}' in page
+    assert "# TYPE nv_inference_pending_request_count gauge" in page
