@@ -3,22 +3,22 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON3 ?= python3
-VENV := $(shell $(PYTHON3) hack/venv.py path)
+VENV := $(shell $(PYTHON3) hack/pyenv.py path)
 PY := $(VENV)/bin/python
 # The clone's own source comes first, ahead of anything installed in the shared venv.
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean
+.PHONY: bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 install: venv binaries ## install everything the project needs (Python deps, cluster binaries)
 
 venv: ## create the cached Python environment with the project's dependencies
-	@$(PYTHON3) hack/venv.py ensure >/dev/null
+	@$(PYTHON3) hack/pyenv.py ensure >/dev/null
 
 binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm and kubeconform from Go modules
 	@$(PY) -m hack.localcluster build >/dev/null
@@ -44,3 +44,8 @@ cluster-down: venv ## stop the local control plane started by cluster-up
 cluster-clean: cluster-down ## also delete the cluster's state and the cached binaries
 	@rm -rf $(CLUSTER_DIR)
 	@$(PY) -m hack.localcluster clean-cache
+
+bench: bench-cluster ## print every benchmark's figures (not tests: nothing is asserted)
+
+bench-cluster: install ## time cluster start-up and a simulated GPU pod's way to Ready
+	@$(PY) -m hack.localcluster bench --runs 3 2>/dev/null

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,15 +94,18 @@ def _go_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def bin_dir() -> Path:
-    """The cache folder for the pinned binaries (may not exist yet)."""
-    return cache_root() / f"k8s-{KUBERNETES_VERSION}-{_pin_digest(_go_version())}" / "bin"
+def install_dir() -> Path:
+    """The cache folder for this exact set of pins (may not exist yet)."""
+    return cache_root() / f"k8s-{KUBERNETES_VERSION}-{_pin_digest(_go_version())}"
 
 
-def cached_bin_dir() -> Path | None:
-    path = bin_dir()
-    complete = path.is_dir() and all(os.access(path / name, os.X_OK) for name in BINARIES)
-    return path if complete else None
+def cached_install() -> Path | None:
+    """The complete cached install, or None when anything is missing."""
+    root = install_dir()
+    complete = all(os.access(root / "bin" / name, os.X_OK) for name in BINARIES) and any(
+        (root / "kwok-stages").glob("*.yaml")
+    )
+    return root if complete else None
 
 
 def _log(message: str) -> None:
@@ -159,44 +163,76 @@ def _compile(build: GoBuild, out_dir: Path, step: str) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    done, started, last_report, tail = 0, time.monotonic(), 0.0, []
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-40:]
-        done += 1
-        now = time.monotonic()
-        if now - last_report >= 15:
-            last_report = now
-            pct = f"{min(done, total) * 100 // max(total, 1)}%" if total else "?"
-            _log(f"{step} {names}: {done}/{total} packages compiled ({pct}), {now - started:.0f}s")
+    lines: list[str] = []  # `go build -v` names each package as it compiles it
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    started = time.monotonic()
+    while reader.is_alive():
+        reader.join(timeout=15)
+        pct = f" ({min(len(lines), total) * 100 // total}%)" if total else ""
+        elapsed = time.monotonic() - started
+        _log(f"{step} {names}: {len(lines)}/{total} packages{pct}, {elapsed:.0f}s")
     if proc.wait() != 0:
         raise StepFailed(
             f"compile {names}",
-            "\n".join(tail),
+            "".join(lines[-40:]),
             "read the compiler output above; a stale cache is cleared with `make cluster-clean`",
         )
-    _log(f"{step} {names}: done in {time.monotonic() - started:.0f}s")
 
 
-def ensure_binaries() -> Path:
-    """Return the folder holding every pinned binary, building whatever is missing."""
-    cached = cached_bin_dir()
+# kwok's own stage definitions, shipped in its Go module: a realistic pod lifecycle (create,
+# init containers, ready, delete) and node initialisation with lease heartbeats.
+KWOK_STAGE_FILES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/general/pod-create.yaml",
+    "kustomize/stage/pod/general/pod-init-container-running.yaml",
+    "kustomize/stage/pod/general/pod-init-container-completed.yaml",
+    "kustomize/stage/pod/general/pod-ready.yaml",
+    "kustomize/stage/pod/general/pod-complete.yaml",
+    "kustomize/stage/pod/general/pod-delete.yaml",
+)
+
+
+def _copy_kwok_stages(out_dir: Path) -> None:
+    result = subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
+        cwd=GO_DIR / "k8s",
+        env=_go_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    module_dir = Path(result.stdout.strip())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for relative in KWOK_STAGE_FILES:
+        source = module_dir / relative
+        if result.returncode != 0 or not source.is_file():
+            raise StepFailed("copy kwok stages", f"{source} not found", "run `make cluster-clean`")
+        shutil.copyfile(source, out_dir / Path(relative).name)
+
+
+def ensure_install() -> Path:
+    """Return the cache folder holding bin/ and kwok-stages/, building whatever is missing."""
+    cached = cached_install()
     if cached is not None:
         return cached
-    final = bin_dir()
+    final = install_dir()
     final.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     _log(f"building Kubernetes {KUBERNETES_VERSION}, etcd, kwok, helm, kubeconform into {final}")
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
+        bin_out = Path(tmp) / "bin"
         for index, build in enumerate(BUILDS, start=1):
             _download(build)
-            _compile(build, Path(tmp), f"[{index}/{len(BUILDS)}]")
-        missing = [name for name in BINARIES if not (Path(tmp) / name).exists()]
+            _compile(build, bin_out, f"[{index}/{len(BUILDS)}]")
+        _copy_kwok_stages(Path(tmp) / "kwok-stages")
+        missing = [name for name in BINARIES if not (bin_out / name).exists()]
         if missing:
             raise StepFailed("collect binaries", f"not produced: {missing}", "report this as a bug")
         if final.exists():
-            shutil.rmtree(final)  # an incomplete cache from an interrupted older recipe
+            shutil.rmtree(final)  # an incomplete install left by an interrupted build
         os.replace(tmp, final)
-        os.mkdir(tmp)  # TemporaryDirectory cleanup expects it
+        os.mkdir(tmp)  # TemporaryDirectory's cleanup expects it
     _log(f"all binaries ready in {time.monotonic() - started:.0f}s: {final}")
     return final

@@ -1,23 +1,89 @@
-"""`python -m hack.localcluster build|up|down|status`: the Makefile's entry point."""
+"""`python -m hack.localcluster build|up|down|status|clean-cache`: the Makefile's entry point."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from . import build
+from .cluster import LocalCluster
 from .errors import StepFailed
+from .nodes import NodePool
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hack.localcluster")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build (or reuse) the pinned binaries and print their folder")
-    args = parser.parse_args(argv)
+    up = sub.add_parser("up", help="start the control plane; prints `export KUBECONFIG=...`")
+    up.add_argument("--dir", type=Path, required=True, help="state folder (kubeconfig, logs)")
+    up.add_argument("--gpu-nodes", type=int, default=NodePool.gpu_nodes)
+    up.add_argument("--gpus-per-node", type=int, default=NodePool.gpus_per_node)
+    up.add_argument("--cpu-nodes", type=int, default=NodePool.cpu_nodes)
+    up.add_argument(
+        "--startup-delay-s",
+        type=float,
+        default=NodePool.startup_delay_s,
+        help="simulated cold start: seconds from scheduling to Ready (per pod, the annotation "
+        "pod-ready.stage.kwok.x-k8s.io/delay overrides it)",
+    )
+    up.add_argument("--startup-jitter-s", type=float, default=NodePool.startup_jitter_s)
+    for name in ("down", "status"):
+        cmd = sub.add_parser(name, help=f"{name} the control plane started in --dir")
+        cmd.add_argument("--dir", type=Path, required=True)
+    sub.add_parser("clean-cache", help="delete the cached binaries of the current pins")
+    bench = sub.add_parser("bench", help="time cluster start-up and a pod's way to Ready")
+    bench.add_argument("--runs", type=int, default=3)
+    return parser
+
+
+def _pool(args: argparse.Namespace) -> NodePool:
+    for name in ("gpu_nodes", "gpus_per_node", "cpu_nodes"):
+        if getattr(args, name) < 0:
+            raise StepFailed("read options", f"--{name.replace('_', '-')} must be >= 0", "fix it")
+    if args.startup_delay_s < 0 or args.startup_jitter_s < 0:
+        raise StepFailed("read options", "delays must be >= 0 seconds", "fix the flag")
+    return NodePool(
+        gpu_nodes=args.gpu_nodes,
+        gpus_per_node=args.gpus_per_node,
+        cpu_nodes=args.cpu_nodes,
+        startup_delay_s=args.startup_delay_s,
+        startup_jitter_s=args.startup_jitter_s,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        print(build.ensure_install() / "bin")
+    elif args.command == "up":
+        cluster = LocalCluster(args.dir, _pool(args)).up()
+        print(f"# kubectl and helm are in {cluster.bin_dir}", file=sys.stderr)
+        print(cluster.export_line())
+    elif args.command == "down":
+        LocalCluster(args.dir).down()
+    elif args.command == "status":
+        cluster = LocalCluster(args.dir)
+        running = cluster.is_running()
+        print("running" if running else "stopped")
+        return 0 if running else 3
+    elif args.command == "bench":
+        from .bench import run_bench
+
+        run_bench(args.runs)
+    elif args.command == "clean-cache":
+        shutil.rmtree(build.install_dir(), ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        if args.command == "build":
-            print(build.ensure_binaries())
+        return _run(args)
     except StepFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -5,7 +5,7 @@ pyproject.toml, so that CI's fresh clones and later sessions reuse a multi-GiB i
 (torch) instead of repeating it. Only the dependencies are installed there: the Makefile
 puts the clone's own source first on PYTHONPATH, so every clone runs its own code.
 
-Usage: python3 hack/venv.py path | ensure
+Usage: python3 hack/pyenv.py path | ensure
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ def ensure() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # worktrees and CI may race to build the same one
         if marker.exists():
             return path
-        print(f"[venv] installing dependencies into {path} (torch is large: minutes)",
-              file=sys.stderr, flush=True)
+        print(
+            f"[venv] installing dependencies into {path} (torch is large: minutes)",
+            file=sys.stderr,
+            flush=True,
+        )
         venv.EnvBuilder(with_pip=True, clear=True).create(path)
         pip = [str(path / "bin" / "python"), "-m", "pip"]
         subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
@@ -63,5 +66,5 @@ def ensure() -> Path:
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "path"
     if command not in ("path", "ensure"):
-        sys.exit("usage: python3 hack/venv.py path|ensure")
+        sys.exit("usage: python3 hack/pyenv.py path|ensure")
     print(ensure() if command == "ensure" else venv_path())

@@ -1,0 +1,100 @@
+"""Simulated node pool (kwok-managed Node objects) and the kwok stage configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
+# Per-pod override of the simulated cold start, read by kwok's pod-ready stage: a Go
+# duration such as "45s". Pods without it get the cluster's default startup delay.
+STARTUP_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """Shape of the simulated cluster."""
+
+    gpu_nodes: int = 4
+    gpus_per_node: int = 8
+    cpu_nodes: int = 1
+    gpu_product: str = "NVIDIA-H100-80GB-HBM3"
+    gpu_memory_mib: int = 81559
+    instance_type: str = "p5.48xlarge"
+    startup_delay_s: float = 2.0
+    startup_jitter_s: float = 0.0
+
+
+def _node(name: str, labels: dict[str, str], capacity: dict[str, str], taints: list[Any]) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+                "topology.kubernetes.io/zone": "local-a",
+                **labels,
+            },
+        },
+        "spec": {"taints": taints},
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
+
+
+def node_manifests(pool: NodePool) -> list[dict]:
+    """Nodes carrying the labels, taint and extended resource a real GPU pool has."""
+    gpu_labels = {
+        "node.kubernetes.io/instance-type": pool.instance_type,
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": pool.gpu_product,
+        "nvidia.com/gpu.count": str(pool.gpus_per_node),
+        "nvidia.com/gpu.memory": str(pool.gpu_memory_mib),
+        "sloscale.dev/pool": "gpu",
+    }
+    gpu_capacity = {
+        "cpu": "192",
+        "memory": "2048Gi",
+        "ephemeral-storage": "8Ti",
+        "pods": "110",
+        GPU_RESOURCE: str(pool.gpus_per_node),
+    }
+    cpu_capacity = {"cpu": "32", "memory": "128Gi", "ephemeral-storage": "1Ti", "pods": "110"}
+    nodes = [
+        _node(f"gpu-node-{i}", gpu_labels, gpu_capacity, [dict(GPU_TAINT)])
+        for i in range(pool.gpu_nodes)
+    ]
+    cpu_labels = {"node.kubernetes.io/instance-type": "m7i.8xlarge", "sloscale.dev/pool": "cpu"}
+    nodes += [_node(f"cpu-node-{i}", cpu_labels, cpu_capacity, []) for i in range(pool.cpu_nodes)]
+    return nodes
+
+
+def stage_config(stage_dir: Path, pool: NodePool) -> str:
+    """kwok's stages with the pod start-up delay set to the pool's simulated cold start.
+
+    Only the pod-ready stage waits (image pull + model load); kwok's other stages are made
+    immediate, and deletion does not wait out the grace period (Triton exits on SIGTERM).
+    """
+    documents = []
+    for path in sorted(stage_dir.glob("*.yaml")):
+        stage = yaml.safe_load(path.read_text())
+        delay = stage["spec"].get("delay")
+        if delay is not None and stage["spec"]["resourceRef"]["kind"] == "Pod":
+            if stage["metadata"]["name"] == "pod-ready":
+                delay["durationMilliseconds"] = int(pool.startup_delay_s * 1000)
+                delay["jitterDurationMilliseconds"] = int(pool.startup_jitter_s * 1000)
+            else:
+                delay["durationMilliseconds"] = 0
+                delay.pop("jitterDurationMilliseconds", None)
+                delay.pop("jitterDurationFrom", None)
+        documents.append(stage)
+    return yaml.safe_dump_all(documents, sort_keys=False)
