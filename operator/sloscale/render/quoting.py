@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jinja2
+
 
 def quote_string(text: str) -> str:
     parts = ['"']
@@ -26,6 +28,8 @@ def quote_string(text: str) -> str:
 
 def tojson(value: Any) -> str:
     """Flow YAML for JSON-safe data: dict, list, str, int, float, bool, None."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises here, naming the missing variable
     if value is None:
         return "null"
     if isinstance(value, bool):
