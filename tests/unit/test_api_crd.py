@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from sloscale.api.crd import CRD_FILE, build_crd, crd_text, main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +57,8 @@ def test_schema_is_structural() -> None:
         (".spec.autoscaling", "self.minReplicas <= self.maxReplicas"),
         (".spec.autoscaling", "has(self.objective)"),
         (".spec.model", "self.storageUri.matches("),
-        (".spec.autoscaling.capacityProfile", "has(self.maxRpsPerReplica) != has(self.configMapRef)"),
+        (".spec.autoscaling.capacityProfile",
+         "has(self.maxRpsPerReplica) != has(self.configMapRef)"),
         (".spec.autoscaling.objective", "self.window.matches("),
     ],
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from sloscale.api.spec import SpecError, parse_spec
 
 MODEL = {"name": "m", "storageUri": "s3://bucket/m"}

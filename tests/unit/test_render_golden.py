@@ -48,7 +48,8 @@ def test_children_selected(case: str, servicemonitor: bool, expected: list[str])
 
 @pytest.mark.parametrize(
     ("case", "has_replicas"),
-    [("example-pytorch-resnet", True), ("example-onnx-bert", False), ("autoscaled-min3-pdb", False)],
+    [("example-pytorch-resnet", True), ("example-onnx-bert", False),
+     ("autoscaled-min3-pdb", False)],
 )
 def test_replicas_left_to_autoscaler(case: str, has_replicas: bool) -> None:
     assert ("replicas" in render_case(case)[0]["spec"]) is has_replicas

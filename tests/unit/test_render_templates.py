@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from sloscale.render.contract import load_directory_templates, load_templates
 from sloscale.render.templates import DEPLOYMENT, SERVICE, TemplateError, package_sources
 
@@ -34,7 +33,8 @@ def broken(name: str, text: str) -> dict[str, str]:
         (broken(DEPLOYMENT, SHIPPED[DEPLOYMENT].replace("kind: Deployment", "kind: StatefulSet")),
          "must render a Deployment"),
         (broken(DEPLOYMENT, SHIPPED[DEPLOYMENT].replace(
-            "    metadata:\n      labels: {{ labels | tojson }}", "    metadata:\n      labels: {}")),
+            "    metadata:\n      labels: {{ labels | tojson }}",
+            "    metadata:\n      labels: {}")),
          "pod labels must include"),
         (broken(SERVICE, "{{ ''.__class__.__mro__ }}"), "unsafe"),
     ],

@@ -29,6 +29,12 @@ class Rule:
         return entry
 
 
+# Kubernetes' own quantity pattern (resource.Quantity).
+QUANTITY_RE = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
 # Rules are kept beside the schema but out of the YAML; the CRD writer renders them.
 RULES_KEY = "x-sloscale-rules"
 
@@ -54,7 +60,7 @@ def quantity(description: str, **extra: Any) -> Schema:
         "description": description,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-int-or-string": True,
-        "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+        "pattern": QUANTITY_RE,
         **extra,
     }
 
@@ -80,7 +86,8 @@ def string_map(description: str) -> Schema:
 
 def free_object(description: str) -> Schema:
     """An object passed through to Kubernetes as is (validated by the pod's own API)."""
-    return {"type": "object", "description": description, "x-kubernetes-preserve-unknown-fields": True}
+    return {"type": "object", "description": description,
+            "x-kubernetes-preserve-unknown-fields": True}
 
 
 def obj(

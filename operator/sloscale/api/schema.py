@@ -55,7 +55,8 @@ def _matches(pattern: str, field: str) -> Rule:
 
 STORAGE_URI_RULE = Rule(
     cel=f"self.storageUri.matches('{STORAGE_URI_RE}')",
-    message="storageUri must start with s3://, gs://, https:// or pvc://<claim>/ and name a location",
+    message="storageUri must start with s3://, gs://, https:// or pvc://<claim> "
+    "and name a location",
     check=lambda node: re.match(STORAGE_URI_RE, node.get("storageUri", "")) is not None,
     field_path=".storageUri",
 )
@@ -134,7 +135,8 @@ def resources_schema() -> Schema:
         "Compute resources of the Triton container, including nvidia.com/gpu. A GPU "
         "count in requests or limits is set in both, as Kubernetes requires for GPUs.",
         {
-            "requests": {**quantities, "description": "Minimum resources the pod is scheduled with."},
+            "requests": {**quantities,
+                         "description": "Minimum resources the pod is scheduled with."},
             "limits": {**quantities, "description": "Maximum resources the container may use."},
         },
     )
