@@ -31,7 +31,7 @@ def printer_columns() -> list[dict[str, Any]]:
         {"name": "Ready", "type": "string",
          "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
          "description": "Whether the service serves at the desired scale."},
-        {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas",
+        {"name": "Ready-Pods", "type": "integer", "jsonPath": ".status.readyReplicas",
          "description": "Ready pods."},
         {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas",
          "description": "Replicas asked for."},

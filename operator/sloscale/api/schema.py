@@ -46,15 +46,15 @@ def _one_capacity_source(node: dict[str, Any]) -> bool:
 
 def _matches(pattern: str, field: str) -> Rule:
     return Rule(
-        cel=f"self.{field}.matches('{pattern}')",
+        cel=f"!has(self.{field}) || self.{field}.matches(r'{pattern}')",
         message=f"{field} has the wrong form",
-        check=lambda node: re.match(pattern, node.get(field, "")) is not None,
+        check=lambda node: field not in node or re.match(pattern, node[field]) is not None,
         field_path=f".{field}",
     )
 
 
 STORAGE_URI_RULE = Rule(
-    cel=f"self.storageUri.matches('{STORAGE_URI_RE}')",
+    cel=f"self.storageUri.matches(r'{STORAGE_URI_RE}')",
     message="storageUri must start with s3://, gs://, https:// or pvc://<claim> "
     "and name a location",
     check=lambda node: re.match(STORAGE_URI_RE, node.get("storageUri", "")) is not None,
@@ -269,13 +269,14 @@ def autoscaling_schema() -> Schema:
         },
         rules=(
             Rule(
-                cel="self.minReplicas <= self.maxReplicas",
+                cel="!has(self.minReplicas) || !has(self.maxReplicas) || "
+                "self.minReplicas <= self.maxReplicas",
                 message="minReplicas must not exceed maxReplicas",
                 check=_min_le_max,
                 field_path=".minReplicas",
             ),
             Rule(
-                cel="!self.enabled || has(self.objective)",
+                cel="!has(self.enabled) || !self.enabled || has(self.objective)",
                 message="objective is required when autoscaling is enabled",
                 check=lambda node: not node.get("enabled") or _has(node, "objective"),
                 field_path=".objective",
@@ -383,7 +384,8 @@ def root_schema() -> Schema:
         {
             "apiVersion": string("API version of this object.", maxLength=253),
             "kind": string("Kind of this object.", maxLength=253),
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # The API server allows nothing but the type here.
+            "metadata": {"type": "object"},
             "spec": spec_schema(),
             "status": status_schema(),
         },

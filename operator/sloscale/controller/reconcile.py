@@ -53,6 +53,13 @@ class Outcome:
     permanent: bool  # retrying cannot help until the object changes
 
 
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what changes on every write or by others' controllers (status)."""
+    volatile = ("resourceVersion", "managedFields", "generation")
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in volatile}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
 def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
     for child in children:
         meta = child["metadata"]
@@ -61,8 +68,8 @@ def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent)
         what = f"{child['kind']} {meta['name']}"
         if before is None:
             post("Normal", "Created", f"created {what}")
-        elif before["metadata"].get("resourceVersion") != after["metadata"].get("resourceVersion"):
-            post("Normal", "Updated", f"applied changes to {what}")
+        elif _content(before) != _content(after):
+            post("Normal", "Updated", f"put back or changed {what}")
 
 
 def _prune(cluster: Cluster, name: str, namespace: str, uid: str, children: list[Manifest],
