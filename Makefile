@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean
+.PHONY: bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,3 +49,9 @@ bench: bench-cluster ## print every benchmark's figures (not tests: nothing is a
 
 bench-cluster: install ## time cluster start-up and a simulated GPU pod's way to Ready
 	@$(PY) -m hack.localcluster bench --runs 3 2>/dev/null
+
+crds: venv ## regenerate crds/ from the InferenceService schema (operator/sloscale/api/schema.py)
+	$(PY) -m sloscale.api.crd --out crds
+
+golden: venv ## rewrite the rendering golden files (tests/unit/golden/) for review in the diff
+	SLOSCALE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/unit/test_render_golden.py

@@ -8,7 +8,9 @@ import sys
 
 # name -> module that defines `add_arguments(parser)` and `run(args) -> int`.
 # Modules are imported lazily so that `sloscale simulate` never loads kopf or torch.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("sloscale.controller.run", "run the operator against the current KUBECONFIG"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,124 @@
+"""Typed InferenceService spec: parsed from an object's raw spec after defaults and validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sloscale.api.schema import spec_schema
+from sloscale.api.validate import apply_defaults, validate
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class SpecError(ValueError):
+    """The spec is invalid; `problems` name each failing field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    storage_uri: str
+    format: str | None = None
+    version: str | None = None
+    credentials_secret_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    image: str
+    shm_size: str | int
+    startup_s: int
+    args: list[str] = field(default_factory=list)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env: list[dict[str, Any]] = field(default_factory=list)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    affinity: dict[str, Any] | None = None
+    priority_class_name: str | None = None
+
+    @property
+    def gpus(self) -> str | int | None:
+        """GPU count from limits, else requests (Kubernetes wants both equal)."""
+        limits = self.resources.get("limits", {})
+        requests = self.resources.get("requests", {})
+        return limits.get(GPU_RESOURCE, requests.get(GPU_RESOURCE))
+
+
+@dataclass(frozen=True)
+class AutoscalingSpec:
+    """The CRD's autoscaling fields as written; the policy engine interprets them."""
+
+    enabled: bool
+    mode: str
+    min_replicas: int
+    max_replicas: int
+    policy: str
+    interval: str
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InferenceServiceSpec:
+    model: ModelSpec
+    runtime: RuntimeSpec
+    replicas: int
+    autoscaling: AutoscalingSpec
+
+
+def parse_spec(raw: Any) -> InferenceServiceSpec:
+    """Default, validate and type a raw spec; raises SpecError naming every bad field."""
+    if not isinstance(raw, dict):
+        raise SpecError(["spec: must be an object"])
+    schema = spec_schema()
+    spec = apply_defaults(schema, raw)
+    problems = validate(schema, spec)
+    if problems:
+        raise SpecError(problems)
+    return InferenceServiceSpec(
+        model=_model(spec["model"]),
+        runtime=_runtime(spec["runtime"]),
+        replicas=spec["replicas"],
+        autoscaling=_autoscaling(spec["autoscaling"]),
+    )
+
+
+def _model(raw: dict[str, Any]) -> ModelSpec:
+    return ModelSpec(
+        name=raw["name"],
+        storage_uri=raw["storageUri"],
+        format=raw.get("format"),
+        version=raw.get("version"),
+        credentials_secret_name=raw.get("credentialsSecretName"),
+    )
+
+
+def _runtime(raw: dict[str, Any]) -> RuntimeSpec:
+    return RuntimeSpec(
+        image=raw["image"],
+        shm_size=raw["shmSize"],
+        startup_s=raw["startupSeconds"],
+        args=list(raw.get("args", [])),
+        resources=dict(raw.get("resources", {})),
+        env=list(raw.get("env", [])),
+        node_selector=dict(raw.get("nodeSelector", {})),
+        tolerations=list(raw.get("tolerations", [])),
+        affinity=raw.get("affinity"),
+        priority_class_name=raw.get("priorityClassName"),
+    )
+
+
+def _autoscaling(raw: dict[str, Any]) -> AutoscalingSpec:
+    return AutoscalingSpec(
+        enabled=raw["enabled"],
+        mode=raw["mode"],
+        min_replicas=raw["minReplicas"],
+        max_replicas=raw["maxReplicas"],
+        policy=raw["policy"],
+        interval=raw["interval"],
+        raw=raw,
+    )

@@ -1,0 +1,1 @@
+"""The operator: kopf handlers, the reconcile that applies children, the Kubernetes adapter."""

@@ -1,0 +1,85 @@
+"""kopf handlers: thin wiring from events to `reconcile`; no decisions are made here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from sloscale.api import GROUP, KIND, PLURAL, SERVICE_LABEL, VERSION
+from sloscale.controller.kube import Kube
+from sloscale.controller.reconcile import Outcome, Settings, reconcile
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 300.0
+
+
+class Wiring:
+    """What `sloscale run` sets up before kopf starts: the adapter and the settings."""
+
+    kube: Kube | None = None
+    settings: Settings | None = None
+
+
+def backoff_s(retry: int) -> float:
+    return min(MAX_BACKOFF_S, 5.0 * 2 ** min(retry, 10))
+
+
+def run_reconcile(body: dict[str, Any]) -> Outcome:
+    assert Wiring.kube is not None and Wiring.settings is not None, "sloscale run wires these"
+
+    def post(kind: str, reason: str, message: str) -> None:
+        kopf.event(body, type=kind, reason=reason, message=message)
+
+    return reconcile(Wiring.kube, Wiring.settings, body, post, datetime.now(UTC))
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # our own Events say what changed
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def reconcile_inferenceservice(body: kopf.Body, retry: int, **_: Any) -> None:
+    outcome = run_reconcile(dict(body))
+    if outcome.problem is None:
+        return
+    message = f"{outcome.problem.reason}: {outcome.problem.message}"
+    if outcome.permanent:
+        raise kopf.PermanentError(message)
+    raise kopf.TemporaryError(message, delay=backoff_s(retry))
+
+
+def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
+    for owner in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if owner.get("kind") == KIND and owner.get("apiVersion", "").startswith(f"{GROUP}/"):
+            return owner["name"], owner["uid"]
+    return None
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={SERVICE_LABEL: kopf.PRESENT})
+@kopf.on.event("v1", "services", labels={SERVICE_LABEL: kopf.PRESENT})
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={SERVICE_LABEL: kopf.PRESENT})
+def child_changed(body: kopf.Body, namespace: str, **_: Any) -> None:
+    """A child changed or vanished: converge its owner again (drift repair) and refresh status."""
+    owner = _owner_name(body)
+    if owner is None or Wiring.kube is None:
+        return
+    name, uid = owner
+    try:
+        isvc = Wiring.kube.get_inferenceservice(namespace, name)
+        if isvc is None or isvc["metadata"].get("uid") != uid:
+            return
+        if isvc["metadata"].get("deletionTimestamp"):
+            return
+        run_reconcile(isvc)
+    except Exception:  # one bad object must never stop the operator
+        log.exception("reconciling %s/%s after a child changed", namespace, name)

@@ -1,0 +1,122 @@
+"""Kubernetes adapter: server-side apply, reads, status patches; returns plain dicts or None."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from sloscale.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from sloscale.controller.reconcile import ApplyError
+
+log = logging.getLogger(__name__)
+CRD_CACHE_S = 60.0
+
+
+def load_config() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the current KUBECONFIG."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _server_message(error: ApiException, manifest: dict[str, Any]) -> str:
+    what = f"{manifest['kind']} {manifest['metadata']['name']}"
+    try:
+        return f"{what}: {json.loads(error.body)['message']}"
+    except (TypeError, ValueError, KeyError):
+        return f"{what}: {error.status} {error.reason}"
+
+
+class Kube:
+    """The few calls the reconcile needs, each returning plain data."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api_client = api_client or load_config()
+        self.dynamic = DynamicClient(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.extensions = client.ApiextensionsV1Api(self.api_client)
+        self._crd_seen: dict[str, tuple[float, bool]] = {}
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except (NotFoundError, ResourceNotFoundError):
+            return None
+        return dict(found.to_dict())
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under our field manager; forced so hand edits are put back."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        try:
+            applied = self.dynamic.server_side_apply(
+                resource, body=manifest, field_manager=FIELD_MANAGER, force_conflicts=True
+            )
+        except ApiException as error:
+            if error.status is not None and 400 <= error.status < 500 and error.status != 429:
+                raise ApplyError(_server_message(error, manifest)) from error
+            raise
+        return dict(applied.to_dict())
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFoundError, ResourceNotFoundError):
+            self._resource(api_version, kind).delete(name=name, namespace=namespace)
+
+    def secret_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def crd_exists(self, name: str) -> bool:
+        """Whether a CRD is installed, cached for a minute (checked on every reconcile)."""
+        seen_at, exists = self._crd_seen.get(name, (-CRD_CACHE_S, False))
+        if time.monotonic() - seen_at < CRD_CACHE_S:
+            return exists
+        try:
+            self.extensions.read_custom_resource_definition(name)
+            exists = True
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            exists = False
+        self._crd_seen[name] = (time.monotonic(), exists)
+        return exists
+
+    def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                             name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found)
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
+        return dict(self.core.read_namespaced_config_map(name, namespace).data or {})

@@ -1,0 +1,151 @@
+"""One idempotent reconcile: spec -> rendered children -> server-side apply -> status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sloscale.api import SERVICE_LABEL
+from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_spec
+from sloscale.api.status import Observed, Problem, compute_status
+from sloscale.render.renderer import Manifest, render_children
+from sloscale.render.templates import TemplateError, TemplateSet
+from sloscale.render.values import RenderOptions, service_url
+
+log = logging.getLogger(__name__)
+SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+# Children that come and go with the spec; deleted when no longer rendered.
+OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
+                     ("monitoring.coreos.com/v1", "ServiceMonitor"))
+
+# (type Normal|Warning, reason, message) posted on the InferenceService.
+PostEvent = Callable[[str, str, str], None]
+
+
+class ApplyError(Exception):
+    """The API server refused a child; the message is the server's own."""
+
+
+class Cluster(Protocol):
+    def get(self, api_version: str, kind: str, namespace: str,
+            name: str) -> dict[str, Any] | None: ...
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    def secret_exists(self, namespace: str, name: str) -> bool: ...
+    def crd_exists(self, name: str) -> bool: ...
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Settings:
+    templates: TemplateSet
+    storage_initializer_image: str
+    said_no_servicemonitor: bool = field(default=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: dict[str, Any]
+    problem: Problem | None
+    permanent: bool  # retrying cannot help until the object changes
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what changes on every write or by others' controllers (status)."""
+    volatile = ("resourceVersion", "managedFields", "generation")
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in volatile}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
+    for child in children:
+        meta = child["metadata"]
+        before = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
+        after = cluster.apply(child)
+        what = f"{child['kind']} {meta['name']}"
+        if before is None:
+            post("Normal", "Created", f"created {what}")
+        elif _content(before) != _content(after):
+            post("Normal", "Updated", f"put back or changed {what}")
+
+
+def _prune(cluster: Cluster, name: str, namespace: str, uid: str, children: list[Manifest],
+           post: PostEvent) -> None:
+    """Delete optional children we own that the spec no longer renders."""
+    rendered = {(c["apiVersion"], c["kind"]) for c in children}
+    for api_version, kind in OPTIONAL_CHILDREN:
+        if (api_version, kind) in rendered:
+            continue
+        if kind == "ServiceMonitor" and not cluster.crd_exists(SERVICEMONITOR_CRD):
+            continue
+        existing = cluster.get(api_version, kind, namespace, name)
+        owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
+        if any(owner.get("uid") == uid for owner in owners):
+            cluster.delete(api_version, kind, namespace, name)
+            post("Normal", "Deleted", f"deleted {kind} {name}: no longer needed")
+
+
+def _servicemonitor_wanted(cluster: Cluster, settings: Settings) -> bool:
+    if cluster.crd_exists(SERVICEMONITOR_CRD):
+        return True
+    if not settings.said_no_servicemonitor:
+        settings.said_no_servicemonitor = True
+        log.warning("no %s CRD: ServiceMonitors are skipped until it is installed",
+                    SERVICEMONITOR_CRD)
+    return False
+
+
+def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
+              spec: InferenceServiceSpec, post: PostEvent) -> None:
+    meta = body["metadata"]
+    name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+    secret = spec.model.credentials_secret_name
+    if secret and not cluster.secret_exists(namespace, secret):
+        raise _Blocked(Problem("SecretNotFound",
+                               f"spec.model.credentialsSecretName: Secret {secret} not found"))
+    options = RenderOptions(storage_initializer_image=settings.storage_initializer_image,
+                            servicemonitor=_servicemonitor_wanted(cluster, settings))
+    try:
+        children = render_children(name, namespace, uid, spec, settings.templates, options)
+    except TemplateError as error:
+        raise _Blocked(Problem("RenderFailed", str(error))) from error
+    try:
+        _apply_children(cluster, children, post)
+    except ApplyError as error:
+        raise _Blocked(Problem("ApplyFailed", str(error))) from error
+    _prune(cluster, name, namespace, uid, children, post)
+
+
+class _Blocked(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: PostEvent,
+              now: datetime) -> Outcome:
+    """Converge the children of one InferenceService and write its status."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    problem, permanent, desired = None, False, 0
+    try:
+        spec = parse_spec(body.get("spec"))
+        desired = spec.replicas
+        _converge(cluster, settings, body, spec, post)
+    except SpecError as error:
+        problem, permanent = Problem("InvalidSpec", str(error)), True
+    except _Blocked as blocked:
+        problem = blocked.problem
+    if problem is not None:
+        post("Warning", problem.reason, problem.message)
+    deployment = cluster.get("apps/v1", "Deployment", namespace, name)
+    if deployment is not None and problem is None:
+        desired = int(deployment.get("spec", {}).get("replicas", desired) or 0)
+    observed = Observed(int(meta.get("generation", 0) or 0), deployment, problem)
+    status = compute_status(observed, body.get("status") or {}, f"{SERVICE_LABEL}={name}",
+                            service_url(name, namespace), desired, now)
+    cluster.patch_status(namespace, name, status)
+    return Outcome(status, problem, permanent)

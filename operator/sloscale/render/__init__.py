@@ -1,0 +1,1 @@
+"""Rendering: InferenceService spec in, list of child manifest dicts out (pure)."""

@@ -1,0 +1,136 @@
+"""Template values: everything a template needs, computed from the spec as JSON-safe data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sloscale.api import SERVICE_LABEL
+from sloscale.api.spec import GPU_RESOURCE, InferenceServiceSpec
+
+MODEL_REPOSITORY = "/mnt/models"
+PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+STARTUP_PERIOD_S = 10
+DEFAULT_STORAGE_IMAGE = "kserve/storage-initializer:v0.14.1"
+# Triton's image has the unprivileged user triton-server (uid 1000).
+TRITON_UID = 1000
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Operator-wide settings, not from the user's object."""
+
+    storage_initializer_image: str = DEFAULT_STORAGE_IMAGE
+    servicemonitor: bool = False
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    return {SERVICE_LABEL: name}
+
+
+def service_url(name: str, namespace: str) -> str:
+    return f"http://{name}.{namespace}.svc:{PORTS['http']}"
+
+
+def triton_args(spec: InferenceServiceSpec, model_repository: str) -> list[str]:
+    """Triton's arguments: only the named model is loaded, so readiness means it loaded."""
+    return [
+        f"--model-repository={model_repository}",
+        "--strict-readiness=true",
+        "--model-control-mode=explicit",
+        f"--load-model={spec.model.name}",
+        "--allow-metrics=true",
+        "--metrics-config=summary_latencies=true",
+        f"--http-port={PORTS['http']}",
+        f"--grpc-port={PORTS['grpc']}",
+        f"--metrics-port={PORTS['metrics']}",
+        *spec.runtime.args,
+    ]
+
+
+def resources(spec: InferenceServiceSpec) -> dict[str, dict[str, Any]]:
+    """The user's resources with the GPU count in both requests and limits."""
+    out = {kind: dict(values) for kind, values in spec.runtime.resources.items()}
+    gpus = spec.runtime.gpus
+    if gpus is not None:
+        out.setdefault("requests", {})[GPU_RESOURCE] = gpus
+        out.setdefault("limits", {})[GPU_RESOURCE] = gpus
+    return out
+
+
+def tolerations(spec: InferenceServiceSpec) -> list[dict[str, Any]]:
+    user = list(spec.runtime.tolerations)
+    wants_gpu = spec.runtime.gpus not in (None, 0, "0")
+    if wants_gpu and not any(t.get("key") == GPU_RESOURCE for t in user):
+        user.append(dict(GPU_TOLERATION))
+    return user
+
+
+def storage(spec: InferenceServiceSpec, options: RenderOptions) -> dict[str, Any]:
+    uri = spec.model.storage_uri
+    if uri.startswith("pvc://"):
+        claim, _, path = uri.removeprefix("pvc://").partition("/")
+        return {"mode": "pvc", "claim": claim, "path": path, "uri": uri}
+    secret = spec.model.credentials_secret_name
+    env_from = [{"secretRef": {"name": secret}}] if secret else []
+    return {"mode": "fetch", "uri": uri, "image": options.storage_initializer_image,
+            "env_from": env_from}
+
+
+def replicas(spec: InferenceServiceSpec) -> int | None:
+    """None when the autoscaler owns the Deployment's replicas (left out of our apply)."""
+    return None if spec.autoscaling.enabled else spec.replicas
+
+
+def wants_pdb(spec: InferenceServiceSpec) -> bool:
+    low = spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas
+    return low > 1
+
+
+def build_values(
+    name: str, namespace: str, spec: InferenceServiceSpec, options: RenderOptions
+) -> dict[str, Any]:
+    """The template contract's inputs (documented in README, checked by load_templates)."""
+    model = spec.model
+    labels = {
+        "app.kubernetes.io/name": "triton",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": "sloscale",
+        **selector_labels(name),
+    }
+    model_repository = MODEL_REPOSITORY
+    store = storage(spec, options)
+    if store["mode"] == "pvc" and store["path"]:
+        model_repository = f"{MODEL_REPOSITORY}/{store['path']}"
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "selector": selector_labels(name),
+        "replicas": replicas(spec),
+        "image": spec.runtime.image,
+        "args": triton_args(spec, model_repository),
+        "env": spec.runtime.env,
+        "resources": resources(spec),
+        "node_selector": spec.runtime.node_selector,
+        "tolerations": tolerations(spec),
+        "affinity": spec.runtime.affinity,
+        "priority_class_name": spec.runtime.priority_class_name,
+        "shm_size": spec.runtime.shm_size,
+        "startup_failure_threshold": math.ceil(spec.runtime.startup_s / STARTUP_PERIOD_S),
+        "model": {"name": model.name, "format": model.format, "version": model.version,
+                  "storage_uri": model.storage_uri},
+        "model_repository": model_repository,
+        "storage": store,
+        "pod_annotations": {"serving.sloscale.io/model-format": model.format or "unspecified"},
+        "pod_security_context": {
+            "runAsNonRoot": True, "runAsUser": TRITON_UID, "runAsGroup": TRITON_UID,
+            "fsGroup": TRITON_UID, "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "container_security_context": {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        },
+        "ports": dict(PORTS),
+    }

@@ -1,0 +1,84 @@
+"""Golden files of rendered children, one per case; `make golden` rewrites them for review."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from tests.unit.render_cases import CASES, GOLDEN, golden_text, render_case
+
+UPDATE = os.environ.get("SLOSCALE_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_children_match_golden(case: str) -> None:
+    text = golden_text(render_case(case))
+    path = GOLDEN / f"{case}.yaml"
+    if UPDATE:
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run `make golden`"
+    assert text == path.read_text(), f"{path} differs: run `make golden` and review the diff"
+
+
+def kinds(case: str, servicemonitor: bool = True) -> list[str]:
+    return [m["kind"] for m in render_case(case, servicemonitor)]
+
+
+def triton(case: str) -> dict[str, Any]:
+    deployment = render_case(case)[0]
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("case", "servicemonitor", "expected"),
+    [
+        ("example-pytorch-resnet", True,
+         ["Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"]),
+        ("example-pytorch-resnet", False, ["Deployment", "PodDisruptionBudget", "Service"]),
+        ("example-python-echo", False, ["Deployment", "Service"]),
+        ("autoscaled-min3-pdb", False, ["Deployment", "PodDisruptionBudget", "Service"]),
+        ("example-onnx-bert", False, ["Deployment", "Service"]),
+    ],
+)
+def test_children_selected(case: str, servicemonitor: bool, expected: list[str]) -> None:
+    assert kinds(case, servicemonitor) == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "has_replicas"),
+    [("example-pytorch-resnet", True), ("example-onnx-bert", False),
+     ("autoscaled-min3-pdb", False)],
+)
+def test_replicas_left_to_autoscaler(case: str, has_replicas: bool) -> None:
+    assert ("replicas" in render_case(case)[0]["spec"]) is has_replicas
+
+
+@pytest.mark.parametrize(
+    ("case", "gpu_tolerations"),
+    [("example-pytorch-resnet", 1), ("example-python-echo", 0), ("user-gpu-toleration-kept", 1)],
+)
+def test_gpu_toleration(case: str, gpu_tolerations: int) -> None:
+    pod = render_case(case)[0]["spec"]["template"]["spec"]
+    assert sum(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"]) == gpu_tolerations
+
+
+@pytest.mark.parametrize(
+    ("case", "init_containers", "repository"),
+    [("example-pytorch-resnet", 1, "/mnt/models"), ("pvc-mounted", 0, "/mnt/models/models/m")],
+)
+def test_storage(case: str, init_containers: int, repository: str) -> None:
+    pod = render_case(case)[0]["spec"]["template"]["spec"]
+    assert len(pod.get("initContainers", [])) == init_containers
+    assert f"--model-repository={repository}" in triton(case)["args"]
+
+
+def test_every_child_owned_and_labelled() -> None:
+    for case in CASES:
+        for manifest in render_case(case):
+            owner = manifest["metadata"]["ownerReferences"][0]
+            assert (owner["kind"], owner["uid"], owner["controller"]) == (
+                "InferenceService", "00000000-uid", True)
+            label = manifest["metadata"]["labels"]["serving.sloscale.io/inferenceservice"]
+            assert label == CASES[case]["metadata"]["name"]
