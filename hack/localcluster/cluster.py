@@ -247,6 +247,9 @@ class LocalCluster:
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.0.0.0/16", "--node-ip=10.0.0.1",
+                # Renew node leases like a kubelet; without them the node controller marks
+                # every node NotReady after its 40 s grace period, and the pods with them.
+                "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{ports['kwok']}",
                 f"--config={self.root / 'kwok-stages.yaml'}",
             ],
