@@ -113,7 +113,8 @@ class Demo:
         from kubernetes import config as kube_config
 
         api_client = kube_config.new_client_from_config(str(cluster.kubeconfig))
-        service = EmulatedService(ServiceModel(), seed=0)
+        # Triton's latency summaries forget old requests; compressed time forgets faster.
+        service = EmulatedService(ServiceModel(), seed=0, summary_window_s=60.0 / COMPRESSION)
         runner = EmulatorRunner(
             ReplayTarget(NAMESPACE, NAME, MODEL), service, arrivals, registry,
             kube_pod_lister(api_client, NAMESPACE, NAME),

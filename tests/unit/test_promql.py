@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sloscale.autoscale.promql import (
-    SERVICE_LABEL,
+    PROM_SERVICE_LABEL,
     ServiceKey,
     parse_vector,
     queries,
@@ -15,7 +15,7 @@ KEY = ServiceKey("prod", "resnet")
 
 
 def _sample(value: str, namespace: str = "prod", name: str = "resnet") -> dict:
-    return {"metric": {"namespace": namespace, SERVICE_LABEL: name}, "value": [1.0, value]}
+    return {"metric": {"namespace": namespace, PROM_SERVICE_LABEL: name}, "value": [1.0, value]}
 
 
 def test_queries_are_a_fixed_set_grouped_by_namespace_and_service() -> None:
@@ -30,7 +30,7 @@ def test_queries_are_a_fixed_set_grouped_by_namespace_and_service() -> None:
         "latency_p99_ms",
     }
     for query in built.values():
-        assert f"by (namespace, {SERVICE_LABEL})" in query
+        assert f"by (namespace, {PROM_SERVICE_LABEL})" in query
     assert "[60s]" in built["rps"]
     assert 'quantile="0.95"' in built["latency_p95_ms"]
     assert built["latency_p95_ms"].startswith("max by")  # conservative across pods
@@ -44,7 +44,7 @@ def test_queries_are_a_fixed_set_grouped_by_namespace_and_service() -> None:
         ([_sample("+Inf")], {}),
         ([_sample("3"), _sample("4", name="bert")], {KEY: 3.0, ServiceKey("prod", "bert"): 4.0}),
         ([{"metric": {"namespace": "prod"}, "value": [1, "5"]}], {}),  # no service label
-        ([{"metric": {"namespace": "prod", SERVICE_LABEL: "x"}}], {}),  # malformed sample
+        ([{"metric": {"namespace": "prod", PROM_SERVICE_LABEL: "x"}}], {}),  # malformed sample
     ],
 )
 def test_parse_vector(samples: list[dict], expected: dict) -> None:

@@ -7,10 +7,9 @@ autoscaling is on, and a user's GitOps manifest (the InferenceService) never con
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-FIELD_MANAGER = "sloscale-autoscaler"
+from sloscale.api import AUTOSCALER_FIELD_MANAGER
 
 
 def replicas_apply_body(namespace: str, name: str, replicas: int) -> dict[str, Any]:
@@ -23,25 +22,6 @@ def replicas_apply_body(namespace: str, name: str, replicas: int) -> dict[str, A
     }
 
 
-class DeploymentScaler:
-    """Writes replicas with server-side apply; `force` takes the field from a manual scale."""
-
-    def __init__(self, api_client: Any) -> None:
-        self._api_client = api_client
-
-    def scale(self, namespace: str, name: str, replicas: int) -> None:
-        body = replicas_apply_body(namespace, name, replicas)
-        # The generated client has no typed apply; call the endpoint with the apply patch type.
-        self._api_client.call_api(
-            f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
-            "PATCH",
-            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            header_params={
-                "Content-Type": "application/apply-patch+yaml",
-                "Accept": "application/json",
-            },
-            body=json.dumps(body),
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _preload_content=False,
-        )
+def scale(kube: Any, namespace: str, name: str, replicas: int) -> None:
+    """Set the replicas; forced, so a hand `kubectl scale` is taken back (documented)."""
+    kube.apply(replicas_apply_body(namespace, name, replicas), AUTOSCALER_FIELD_MANAGER)

@@ -6,56 +6,67 @@ import json
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from typing import Any
 
+from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.api.status import merge_conditions
-from sloscale.autoscale.actuator import FIELD_MANAGER, DeploymentScaler
+from sloscale.autoscale import actuator
 from sloscale.autoscale.promql import ServiceKey
 from sloscale.autoscale.tick import TickOutcome
+from sloscale.controller.kube import Kube
 
 log = logging.getLogger(__name__)
-GROUP, VERSION, PLURAL = "serving.sloscale.io", "v1alpha1", "inferenceservices"
 STATUS_RETRIES = 3
 
 
 class KubeAutoscalerClient:
     """Lists with raw JSON (camelCase, no model objects), writes status with retry on 409."""
 
-    def __init__(self, api_client: Any, namespaces: list[str] | None = None) -> None:
+    def __init__(self, kube: Kube, namespaces: list[str] | None = None) -> None:
         from kubernetes import client  # heavy import kept out of pure modules
 
         self._client = client
-        self._api_client = api_client
-        self._core = client.CoreV1Api(api_client)
-        self._apps = client.AppsV1Api(api_client)
-        self._hpa = client.AutoscalingV2Api(api_client)
-        self._custom = client.CustomObjectsApi(api_client)
-        self._scaler = DeploymentScaler(api_client)
+        self._kube = kube
+        self._core = client.CoreV1Api(kube.api_client)
+        self._apps = client.AppsV1Api(kube.api_client)
+        self._hpa = client.AutoscalingV2Api(kube.api_client)
+        self._custom = client.CustomObjectsApi(kube.api_client)
         self.namespaces = namespaces
 
     # -- reads ------------------------------------------------------------------------------
+    def _exact_namespaces(self) -> list[str] | None:
+        """Namespaces to list one by one, or None to list cluster-wide (all, or globs)."""
+        if self.namespaces is None or any(set(ns) & set("*?[") for ns in self.namespaces):
+            return None
+        return self.namespaces
+
+    def _watched(self, item: dict[str, Any]) -> bool:
+        namespace = item["metadata"].get("namespace", "")
+        return self.namespaces is None or any(fnmatch(namespace, p) for p in self.namespaces)
+
     def _items(self, list_all: Any, list_namespaced: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        calls = (
-            [lambda: list_all(**kwargs, _preload_content=False)]
-            if self.namespaces is None
-            else [
-                lambda ns=ns: list_namespaced(ns, **kwargs, _preload_content=False)
-                for ns in self.namespaces
-            ]
-        )
-        items: list[dict[str, Any]] = []
-        for call in calls:
-            items += json.loads(call().data).get("items", [])
-        return items
+        exact = self._exact_namespaces()
+        if exact is None:
+            responses = [list_all(**kwargs, _preload_content=False)]
+        else:
+            responses = [list_namespaced(ns, **kwargs, _preload_content=False) for ns in exact]
+        items = [item for r in responses for item in json.loads(r.data).get("items", [])]
+        return [item for item in items if self._watched(item)]
 
     def list_inference_services(self) -> list[dict[str, Any]]:
-        if self.namespaces is None:
-            result = self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-            return list(result.get("items", []))
-        items: list[dict[str, Any]] = []
-        for ns in self.namespaces:
-            items += self._custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-        return items
+        exact = self._exact_namespaces()
+        if exact is None:
+            found = self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+        else:
+            found = [
+                item
+                for ns in exact
+                for item in self._custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)[
+                    "items"
+                ]
+            ]
+        return [item for item in found if self._watched(item)]
 
     def snapshot_workloads(self, service_label: str) -> dict[str, Any]:
         """Pods and Deployments by service, HPAs and ScaledObjects by namespace."""
@@ -97,13 +108,13 @@ class KubeAutoscalerClient:
                 return found
             raise
         for item in result.get("items", []):
-            if self.namespaces is None or item["metadata"]["namespace"] in self.namespaces:
+            if self._watched(item):
                 found[item["metadata"]["namespace"]].append(item)
         return found
 
     # -- writes -----------------------------------------------------------------------------
     def scale(self, namespace: str, name: str, replicas: int) -> None:
-        self._scaler.scale(namespace, name, replicas)
+        actuator.scale(self._kube, namespace, name, replicas)
 
     def event(self, service: dict[str, Any], reason: str, message: str) -> None:
         meta = service["metadata"]
@@ -114,7 +125,7 @@ class KubeAutoscalerClient:
             ),
             involved_object=self._client.V1ObjectReference(
                 api_version=f"{GROUP}/{VERSION}",
-                kind="InferenceService",
+                kind=KIND,
                 name=meta["name"],
                 namespace=meta["namespace"],
                 uid=meta.get("uid"),
@@ -122,7 +133,7 @@ class KubeAutoscalerClient:
             reason=reason,
             message=message[:1024],
             type="Normal",
-            source=self._client.V1EventSource(component=FIELD_MANAGER),
+            source=self._client.V1EventSource(component=AUTOSCALER_FIELD_MANAGER),
             first_timestamp=now,
             last_timestamp=now,
             count=1,

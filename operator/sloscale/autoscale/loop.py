@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sloscale.api import SERVICE_LABEL
 from sloscale.autoscale.config import policy_spec
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.kube import KubeAutoscalerClient
@@ -26,7 +27,6 @@ from sloscale.autoscale.telemetry import AutoscalerMetrics
 from sloscale.autoscale.tick import TickOutcome, decide_tick
 
 log = logging.getLogger(__name__)
-SERVICE_POD_LABEL = "serving.sloscale.io/inferenceservice"
 DECISION_HISTORY = 10
 
 
@@ -74,7 +74,7 @@ class AutoscalerLoop:
         fetched = await self.source.fetch_async(now)
         if fetched.error is not None:
             self.metrics.query_errors.inc()
-        cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_POD_LABEL)
+        cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_LABEL)
         results = []
         for service in due:
             key = _key(service)

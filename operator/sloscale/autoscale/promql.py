@@ -14,8 +14,8 @@ from typing import Any
 from sloscale.autoscale.policies.base import Snapshot
 
 # Pods carry this label (see render); Prometheus' pod discovery turns it into a target label.
-SERVICE_LABEL = "inferenceservice"
-GROUP = f"namespace, {SERVICE_LABEL}"
+PROM_SERVICE_LABEL = "inferenceservice"
+GROUP = f"namespace, {PROM_SERVICE_LABEL}"
 QUANTILES = {"p95": "0.95", "p99": "0.99"}
 DURATION = "nv_inference_request_duration_us"
 QUEUE = "nv_inference_queue_duration_us"
@@ -63,7 +63,7 @@ def parse_vector(result: Iterable[Mapping[str, Any]]) -> dict[ServiceKey, float]
     values: dict[ServiceKey, float] = {}
     for sample in result:
         labels = sample.get("metric", {})
-        namespace, name = labels.get("namespace"), labels.get(SERVICE_LABEL)
+        namespace, name = labels.get("namespace"), labels.get(PROM_SERVICE_LABEL)
         if not namespace or not name:
             continue
         try:

@@ -19,6 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ConfigMap whose *.yaml.j2 keys are the child templates")
     parser.add_argument("--storage-initializer-image", default=DEFAULT_STORAGE_IMAGE,
                         help="image of the init container that fetches storageUri")
+    parser.add_argument("--prometheus-url", metavar="URL",
+                        help="Prometheus to read Triton metrics from; without it the "
+                             "autoscaler does not run and spec.replicas rules")
+    parser.add_argument("--metrics-address", default="0.0.0.0:8080", metavar="HOST:PORT",
+                        help="where the operator serves its own /metrics ('' to disable)")
+    parser.add_argument("--autoscaler-tick-s", type=float, default=5.0, metavar="S",
+                        help="how often the autoscaler loop wakes; each service still "
+                             "decides on its own spec.autoscaling.interval")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -27,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from sloscale.controller import handlers
+    from sloscale.controller import autoscaling, handlers
     from sloscale.controller.kube import Kube
     from sloscale.controller.reconcile import Settings
     from sloscale.controller.templates import load_configured_templates
@@ -43,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
     handlers.Wiring.settings = Settings(templates, args.storage_initializer_image)
     kopf.configure(verbose=args.verbose)
     namespaces = list(args.namespace)
+    if args.autoscaler_tick_s <= 0:
+        print("sloscale run: --autoscaler-tick-s must be > 0", file=sys.stderr)
+        return 2
+    autoscaling.WIRING.prometheus_url = args.prometheus_url
+    autoscaling.WIRING.metrics_address = args.metrics_address or None
+    autoscaling.WIRING.tick_s = args.autoscaler_tick_s
+    autoscaling.WIRING.namespaces = namespaces or None
     asyncio.run(kopf.operator(clusterwide=not namespaces, namespaces=namespaces,
                               standalone=True))
     return 0

@@ -32,7 +32,9 @@ def scrape_config(
     interval = f"{max(1, round(scrape_interval_s))}s"
     jobs: list[dict] = []
     for index, url in enumerate(http_sd_urls or []):
-        jobs.append({"job_name": f"emulated-triton-{index}", "http_sd_configs": [{"url": url}]})
+        # Pods come and go every few seconds: look for them as often as we scrape.
+        discovery = {"url": url, "refresh_interval": interval}
+        jobs.append({"job_name": f"emulated-triton-{index}", "http_sd_configs": [discovery]})
     for job, addresses in (static_targets or {}).items():
         jobs.append({"job_name": job, "static_configs": [{"targets": addresses}]})
     return {

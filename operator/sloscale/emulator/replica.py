@@ -21,6 +21,7 @@ SUMMARY_WINDOW_S = 30.0  # Triton's summaries age out old observations; so do ou
 @dataclass
 class EmulatedReplica:
     model: ServiceModel
+    summary_window_s: float = SUMMARY_WINDOW_S
     counters: PodCounters = field(default_factory=PodCounters)
     queue: deque[float] = field(default_factory=deque)  # arrival times, oldest first
     free_at: float = 0.0
@@ -88,7 +89,7 @@ class EmulatedReplica:
         self.recent.append((finish, latency_ms, queue_ms))
 
     def _summarise(self, now: float) -> None:
-        while self.recent and self.recent[0][0] < now - SUMMARY_WINDOW_S:
+        while self.recent and self.recent[0][0] < now - self.summary_window_s:
             self.recent.popleft()
         if not self.recent:
             self.counters.request_summary_us, self.counters.queue_summary_us = {}, {}

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from sloscale.api import SERVICE_LABEL
+
 from sloscale.emulator.server import EmulatedPod, PodKey, Registry
 from sloscale.emulator.service import EmulatedService
 
 log = logging.getLogger(__name__)
-POD_LABEL = "serving.sloscale.io/inferenceservice"
 
 
 def ready_pod_names(pods: list[dict[str, Any]]) -> list[str]:
@@ -118,7 +119,7 @@ def kube_pod_lister(api_client: Any, namespace: str, service: str) -> Callable[[
 
     def list_pods() -> list[dict[str, Any]]:
         response = core.list_namespaced_pod(
-            namespace, label_selector=f"{POD_LABEL}={service}", _preload_content=False
+            namespace, label_selector=f"{SERVICE_LABEL}={service}", _preload_content=False
         )
         return list(json.loads(response.data)["items"])
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-from sloscale.autoscale.promql import SERVICE_LABEL
+from sloscale.autoscale.promql import PROM_SERVICE_LABEL
 from sloscale.emulator.exposition import PodCounters, render
 
 
@@ -68,7 +68,7 @@ def targets(registry: Registry, address: str) -> list[dict]:
                 "__metrics_path__": f"/metrics/{key.namespace}/{key.pod}",
                 "namespace": key.namespace,
                 "pod": key.pod,
-                SERVICE_LABEL: pod.service,
+                PROM_SERVICE_LABEL: pod.service,
             },
         }
         for key, pod in sorted(registry.snapshot().items())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloscale.emulator.replica import EmulatedReplica
+from sloscale.emulator.replica import SUMMARY_WINDOW_S, EmulatedReplica
 from sloscale.sim.service import ServiceModel
 
 
@@ -25,6 +25,7 @@ class Ledger:
 class EmulatedService:
     model: ServiceModel
     seed: int = 0
+    summary_window_s: float = SUMMARY_WINDOW_S
     replicas: dict[str, EmulatedReplica] = field(default_factory=dict)
     ledger: Ledger = field(default_factory=Ledger)
 
@@ -41,7 +42,7 @@ class EmulatedService:
                 len(b) for _, _, b in replica.in_flight
             )
         for name in sorted(wanted - set(self.replicas)):
-            self.replicas[name] = EmulatedReplica(self.model)
+            self.replicas[name] = EmulatedReplica(self.model, self.summary_window_s)
 
     def step(self, arrivals_s: np.ndarray, now: float) -> None:
         """Route `arrivals_s` (all <= now, sorted) to random Ready pods, then run to `now`."""
