@@ -230,7 +230,7 @@ class LocalCluster:
                 str(bin_dir / "kwok"), f"--kubeconfig={kubeconfig}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--cidr=10.0.0.0/16", "--node-ip=10.0.0.1",
+                "--cidr=10.0.0.0/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{ports['kwok']}",
                 f"--config={self.root / 'kwok-stages.yaml'}",
             ],
