@@ -1,0 +1,60 @@
+"""The operator as a real process (`python -m sloscale run`) against the test cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hack.localcluster.cluster import LocalCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class OperatorProcess:
+    def __init__(self, cluster: LocalCluster, log_path: Path, *args: str) -> None:
+        self.cluster, self.log_path, self.args = cluster, log_path, args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        env = {**self.cluster.env,
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT)])}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sloscale", "run", *self.args],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def assert_alive(self) -> None:
+        assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 90, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def get_json(cluster: LocalCluster, *args: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None

@@ -1,0 +1,230 @@
+"""e2e: a user applies InferenceServices and the operator converges them on a real cluster."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hack.localcluster.cluster import LocalCluster
+from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
+
+pytestmark = pytest.mark.e2e
+NS = "e2e-operator"
+LABEL = "serving.sloscale.io/inferenceservice"
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def service_names(path: Path) -> list[str]:
+    return [d["metadata"]["name"] for d in yaml.safe_load_all(path.read_text())
+            if d and d.get("kind") == "InferenceService"]
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[OperatorProcess]:
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/inferenceservices.serving.sloscale.io")
+    cluster.kubectl("create", "namespace", NS, check=False)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(cluster, log).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(log.read_text()[-5000:])
+
+
+def wait_ready(cluster: LocalCluster, name: str, timeout_s: int = 120) -> None:
+    cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", f"--timeout={timeout_s}s",
+                    f"inferenceservice/{name}", timeout=timeout_s + 10)
+
+
+def condition(cluster: LocalCluster, name: str, kind: str) -> dict[str, Any] | None:
+    isvc = get_json(cluster, "-n", NS, "inferenceservice", name) or {}
+    found = [c for c in isvc.get("status", {}).get("conditions", []) if c["type"] == kind]
+    return found[0] if found else None
+
+
+def uid_of(obj: dict[str, Any] | None) -> str | None:
+    return None if obj is None else obj["metadata"]["uid"]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_becomes_ready_with_owned_children(
+        cluster: LocalCluster, operator: OperatorProcess, example: Path) -> None:
+    """Story: I apply an example and kubectl wait --for=condition=Ready returns."""
+    cluster.kubectl("apply", "--server-side", "-n", NS, "-f", str(example))
+    for name in service_names(example):
+        wait_ready(cluster, name)
+        isvc = get_json(cluster, "-n", NS, "inferenceservice", name)
+        assert isvc is not None
+        for kind in ("deployment", "service"):
+            child = get_json(cluster, "-n", NS, kind, name)
+            assert child is not None, f"{kind} {name} missing"
+            owners = child["metadata"]["ownerReferences"]
+            assert [o["uid"] for o in owners] == [isvc["metadata"]["uid"]]
+        pods = get_json(cluster, "-n", NS, "pods", "-l", f"{LABEL}={name}")
+        assert pods is not None and pods["items"], f"no pods labelled {LABEL}={name}"
+        status = isvc["status"]
+        assert status["url"] == f"http://{name}.{NS}.svc:8000"
+        assert status["selector"] == f"{LABEL}={name}"
+        assert status["readyReplicas"] == status["desiredReplicas"]
+    operator.assert_alive()
+
+
+def sloscale_owns_replicas(cluster: LocalCluster, name: str) -> bool:
+    deployment = get_json(cluster, "-n", NS, "deployment", name, "--show-managed-fields") or {}
+    for entry in deployment["metadata"]["managedFields"]:
+        if entry["manager"] == "sloscale" and "f:replicas" in entry["fieldsV1"].get("f:spec", {}):
+            return True
+    return False
+
+
+def test_replicas_left_to_autoscaler_when_autoscaling(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: with autoscaling on, the autoscaler's replica writes are not fought over."""
+    wait_ready(cluster, "bert-onnx")
+    wait_ready(cluster, "resnet-pytorch")
+    assert not sloscale_owns_replicas(cluster, "bert-onnx")
+    assert sloscale_owns_replicas(cluster, "resnet-pytorch")
+    patch = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "bert-onnx", "namespace": NS},
+                        "spec": {"replicas": 2}})
+    cluster.kubectl("apply", "--server-side", "--field-manager=sloscale-autoscaler", "-f", "-",
+                    input=patch)
+    wait_ready(cluster, "bert-onnx")
+    assert (get_json(cluster, "-n", NS, "deployment", "bert-onnx") or {})["spec"]["replicas"] == 2
+
+
+def test_pdb_follows_replicas(cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: a PodDisruptionBudget exists only while more than one replica runs."""
+    wait_ready(cluster, "resnet-pytorch")
+    assert get_json(cluster, "-n", NS, "pdb", "resnet-pytorch") is not None
+    cluster.kubectl("scale", "-n", NS, "inferenceservice/resnet-pytorch", "--replicas=1")
+    wait_for(lambda: get_json(cluster, "-n", NS, "pdb", "resnet-pytorch") is None,
+             what="PDB removed at 1 replica")
+    wait_for(lambda: (get_json(cluster, "-n", NS, "deployment", "resnet-pytorch") or {}
+                      ).get("spec", {}).get("replicas") == 1, what="Deployment scaled to 1")
+    cluster.kubectl("scale", "-n", NS, "inferenceservice/resnet-pytorch", "--replicas=2")
+    wait_for(lambda: get_json(cluster, "-n", NS, "pdb", "resnet-pytorch") is not None,
+             what="PDB back at 2 replicas")
+    wait_ready(cluster, "resnet-pytorch")
+
+
+def test_drift_is_repaired(cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: someone deletes the Service and hand-edits the image; both are put back."""
+    wait_ready(cluster, "echo-python")
+    old_uid = uid_of(get_json(cluster, "-n", NS, "service", "echo-python"))
+    cluster.kubectl("delete", "-n", NS, "service", "echo-python")
+    wait_for(lambda: uid_of(get_json(cluster, "-n", NS, "service", "echo-python")) not in (
+        None, old_uid), what="Service recreated")
+    cluster.kubectl("set", "image", "-n", NS, "deployment/echo-python", "triton=evil:latest")
+    cluster.kubectl("label", "-n", NS, "deployment/echo-python", "team=ml")
+
+    def image_restored() -> bool:
+        deployment = get_json(cluster, "-n", NS, "deployment", "echo-python") or {}
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        return container["image"].startswith("nvcr.io/nvidia/tritonserver:")
+
+    wait_for(image_restored, what="image put back")
+    deployment = get_json(cluster, "-n", NS, "deployment", "echo-python") or {}
+    assert deployment["metadata"]["labels"]["team"] == "ml"  # fields others own stay
+    wait_ready(cluster, "echo-python")
+
+
+def test_missing_secret_is_a_condition_then_heals(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: the credentials Secret is missing; I see why, create it, and it becomes Ready."""
+    manifest = {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
+                "metadata": {"name": "needs-secret", "namespace": NS},
+                "spec": {"model": {"name": "m", "storageUri": "s3://bucket/m",
+                                   "credentialsSecretName": "absent-secret"}}}
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
+    ready = wait_for(lambda: (c := condition(cluster, "needs-secret", "Ready")) and
+                     c["reason"] == "SecretNotFound" and c, what="SecretNotFound condition")
+    assert ready["status"] == "False" and "absent-secret" in ready["message"]
+    events = get_json(cluster, "-n", NS, "events", "--field-selector",
+                      "involvedObject.name=needs-secret,reason=SecretNotFound") or {}
+    assert any(e["type"] == "Warning" for e in events["items"])
+    assert get_json(cluster, "-n", NS, "deployment", "needs-secret") is None
+    cluster.kubectl("create", "secret", "generic", "-n", NS, "absent-secret",
+                    "--from-literal=AWS_ACCESS_KEY_ID=x")
+    wait_ready(cluster, "needs-secret", timeout_s=120)
+    operator.assert_alive()
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"model": {"name": "m", "storageUri": "ftp://host/m"}}, "spec.model.storageUri"),
+        ({"model": {"name": "m", "storageUri": "s3://bucket/m"},
+          "autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 2,
+                          "objective": {"targetMs": 10}}}, "spec.autoscaling.minReplicas"),
+        ({"model": {"name": "m", "storageUri": "s3://bucket/m"},
+          "autoscaling": {"enabled": True}}, "spec.autoscaling.objective"),
+        ({"model": {"name": "m", "storageUri": "s3://bucket/m"},
+          "autoscaling": {"objective": {"targetMs": -1}}}, "spec.autoscaling.objective.targetMs"),
+        ({"model": {"name": "m", "storageUri": "s3://bucket/m"}, "replicas": -1},
+         "spec.replicas"),
+    ],
+)
+def test_admission_rejects_invalid_objects_naming_the_field(
+        cluster: LocalCluster, operator: OperatorProcess, spec: dict[str, Any], field: str
+) -> None:
+    """Story: a typo is refused by kubectl with the field it concerns."""
+    manifest = {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
+                "metadata": {"name": "invalid", "namespace": NS}, "spec": spec}
+    result = cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest),
+                             check=False)
+    assert result.returncode != 0
+    assert field in result.stderr, result.stderr
+
+
+def count(cluster: LocalCluster, kind: str) -> int:
+    return len((get_json(cluster, "-n", NS, kind, "-l", LABEL) or {"items": []})["items"])
+
+
+def created_events(cluster: LocalCluster) -> int:
+    events = get_json(cluster, "-n", NS, "events", "--field-selector", "reason=Created,"
+                      "involvedObject.kind=InferenceService") or {"items": []}
+    return sum(int(e.get("count") or 1) for e in events["items"])
+
+
+def test_restart_resumes_without_duplicates(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: the operator restarts; nothing is duplicated and every service stays Ready."""
+    names = [n for path in EXAMPLES for n in service_names(path)]
+    for name in names:
+        wait_ready(cluster, name)
+    kinds = ("deployments", "services", "replicasets", "pdb")
+    before = {kind: count(cluster, kind) for kind in kinds}
+    created_before = created_events(cluster)
+    operator.stop()
+    operator.start()
+    wait_for(lambda: operator.log_path.read_text().count("Resuming is processed") >= len(names),
+             what="every service resumed")
+    for name in names:
+        wait_ready(cluster, name)
+    assert {kind: count(cluster, kind) for kind in kinds} == before
+    assert created_events(cluster) == created_before
+    operator.assert_alive()
+
+
+def test_deleting_the_service_collects_its_children(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: I delete an InferenceService and its Deployment, Service and pods go too."""
+    wait_ready(cluster, "resnet-pytorch")
+    cluster.kubectl("delete", "-n", NS, "inferenceservice", "resnet-pytorch", "--wait=true")
+    for kind in ("deployment", "service", "pdb"):
+        wait_for(lambda kind=kind: get_json(cluster, "-n", NS, kind, "resnet-pytorch") is None,
+                 what=f"{kind} garbage-collected")
+    wait_for(lambda: not (get_json(cluster, "-n", NS, "pods", "-l",
+                                   f"{LABEL}=resnet-pytorch") or {"items": [1]})["items"],
+             what="pods gone")
+    operator.assert_alive()
