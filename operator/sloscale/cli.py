@@ -8,7 +8,9 @@ import sys
 
 # name -> module that defines `add_arguments(parser)` and `run(args) -> int`.
 # Modules are imported lazily so that `sloscale simulate` never loads kopf or torch.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("sloscale.simulate_cmd", "replay a request trace under autoscaling policies"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
