@@ -42,6 +42,11 @@ class SloParams:
     healthy_latency_fraction: float = 0.8
     # One breach lowers the learned capacity by at most this factor.
     max_capacity_cut: float = 0.8
+    # Learn only once the ready count has been steady this long: the latency window must
+    # describe the replicas we have, not the fewer we had before.
+    settle_s: float = 30.0
+    # While healthy, a capacity cut below the profile recovers by this factor per decision.
+    recovery_rate: float = 1.02
     # After pods were seen Pending, do not ask above the schedulable count for this long.
     unschedulable_backoff_s: float = 300.0
 
@@ -49,6 +54,8 @@ class SloParams:
 @dataclass
 class SloState:
     capacity_rps: float | None = None  # learned per-replica rps at the objective
+    ready: int = -1
+    ready_since: float = 0.0
     demand: list[tuple[float, float]] = field(default_factory=list)  # (time, demand rps)
     last_breach: float | None = None
     last_scale_up: float | None = None
@@ -91,12 +98,23 @@ def learn_capacity(
     return capacity
 
 
+def recover(capacity: float | None, profile: float | None, latency_ms: float, target_ms: float,
+            params: SloParams) -> float | None:
+    """Drift a cut capacity back toward the profile while latency is healthy: one bad window
+    (a burst, a slow node) must not cost replicas forever."""
+    if capacity is None or profile is None or capacity >= profile:
+        return capacity
+    if latency_ms > target_ms * params.healthy_latency_fraction:
+        return capacity
+    return min(profile, capacity * params.recovery_rate)
+
+
 @dataclass
 class SloPolicy:
     params: SloParams = field(default_factory=SloParams)
     state: SloState = field(default_factory=SloState)
     name: str = "slo"
-    metrics_window_s: float | None = 15.0  # short: the trend needs fresh points
+    metrics_window_s: float | None = 30.0  # shorter than the objective's: the trend needs fresh points
     interval_s: float | None = None
 
     def decide(
@@ -109,12 +127,16 @@ class SloPolicy:
         if snapshot.rps is None or latency_ms is None:
             return hold(replicas, spec, "no metrics: holding")
         target_ms = spec.objective.targetMs
-        if replicas.ready > 0:
+        if replicas.ready != state.ready:
+            state.ready, state.ready_since = replicas.ready, now
+        if replicas.ready > 0 and now - state.ready_since >= params.settle_s:
             backlog = (snapshot.pending or 0.0) > replicas.ready * params.backlog_per_replica
             state.capacity_rps = learn_capacity(
                 state.capacity_rps, snapshot.rps / replicas.ready, latency_ms, target_ms,
                 backlog, params,
             )
+            state.capacity_rps = recover(state.capacity_rps, spec.capacityRpsPerReplica,
+                                         latency_ms, target_ms, params)
         demand = snapshot.rps + (snapshot.pending or 0.0) / params.backlog_drain_s
         self._remember(demand, now, spec)
         breach = latency_ms > target_ms
