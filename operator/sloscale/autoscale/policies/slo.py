@@ -54,6 +54,7 @@ class SloParams:
 @dataclass
 class SloState:
     capacity_rps: float | None = None  # learned per-replica rps at the objective
+    started: float | None = None  # first decision: no scale-down before a full window of data
     ready: int = -1
     ready_since: float = 0.0
     demand: list[tuple[float, float]] = field(default_factory=list)  # (time, demand rps)
@@ -114,13 +115,15 @@ class SloPolicy:
     params: SloParams = field(default_factory=SloParams)
     state: SloState = field(default_factory=SloState)
     name: str = "slo"
-    metrics_window_s: float | None = 30.0  # shorter than the objective's: the trend needs fresh points
+    metrics_window_s: float | None = 30.0  # shorter than the objective: fresh trend
     interval_s: float | None = None
 
     def decide(
         self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec, now: float
     ) -> Decision:
         state, params = self.state, self.params
+        if state.started is None:
+            state.started = now
         if state.capacity_rps is None and spec.capacityRpsPerReplica:
             state.capacity_rps = spec.capacityRpsPerReplica
         latency_ms = objective_value(snapshot, spec)
@@ -192,7 +195,8 @@ class SloPolicy:
     ) -> tuple[int, str]:
         state, params = self.state, self.params
         window_s = self._down_window_s(spec)
-        calm_since = max(state.last_breach or -math.inf, state.last_scale_up or -math.inf)
+        events = (state.started, state.last_breach, state.last_scale_up)
+        calm_since = max(t for t in events if t is not None)
         if now - calm_since < window_s:
             return replicas.current, "holding: recent breach or scale-up"
         peak = max(v for t, v in state.demand if t > now - window_s)
