@@ -10,6 +10,7 @@ import sys
 # Modules are imported lazily so that `sloscale simulate` never loads kopf or torch.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sloscale.controller.run", "run the operator against the current KUBECONFIG"),
+    "simulate": ("sloscale.simulate_cmd", "replay a request trace under autoscaling policies"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Autoscaling: pure policies here, Prometheus and Kubernetes adapters beside them."""

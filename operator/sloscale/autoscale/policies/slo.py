@@ -1,0 +1,219 @@
+"""The `slo` policy: hold the latency objective at the lowest replica count.
+
+Provision for the forecast demand at a learned per-replica capacity, ahead by the cold start;
+treat a breach as an emergency; release capacity slowly, stepwise, after the peak has passed;
+never ask for pods the cluster cannot schedule. Parameters and their reasons are in SloParams.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sloscale.autoscale.policies.base import (
+    AutoscalingSpec,
+    Decision,
+    ReplicaState,
+    Snapshot,
+    ceil_div,
+    hold,
+)
+from sloscale.autoscale.policies.hpa import objective_value
+
+
+@dataclass(frozen=True)
+class SloParams:
+    # Provision for demand at this share of the capacity at target: rates are averages over a
+    # window, and the bursts inside it must not push latency over the objective.
+    target_utilization: float = 0.8
+    # Trend fit over this window; demand is extrapolated by coldStart + interval, because a pod
+    # asked for now only serves after that.
+    trend_window_s: float = 120.0
+    # Queued requests should drain within this, so a backlog adds pending/drain_s to demand.
+    backlog_drain_s: float = 30.0
+    # More queued requests than this per ready replica is a backlog, not a slow replica.
+    backlog_per_replica: float = 4.0
+    # A breach multiplies the ready count by latency/target, clamped to these factors.
+    breach_min_factor: float = 1.5
+    breach_max_factor: float = 3.0
+    # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
+    down_step_fraction: float = 0.1
+    # Latency under this share of the target counts as evidence the replicas are not saturated.
+    healthy_latency_fraction: float = 0.8
+    # One breach lowers the learned capacity by at most this factor.
+    max_capacity_cut: float = 0.8
+    # Learn only once the ready count has been steady this long: the latency window must
+    # describe the replicas we have, not the fewer we had before.
+    settle_s: float = 30.0
+    # While healthy, a capacity cut below the profile recovers by this factor per decision.
+    recovery_rate: float = 1.02
+    # After pods were seen Pending, do not ask above the schedulable count for this long.
+    unschedulable_backoff_s: float = 300.0
+
+
+@dataclass
+class SloState:
+    capacity_rps: float | None = None  # learned per-replica rps at the objective
+    started: float | None = None  # first decision: no scale-down before a full window of data
+    ready: int = -1
+    ready_since: float = 0.0
+    demand: list[tuple[float, float]] = field(default_factory=list)  # (time, demand rps)
+    last_breach: float | None = None
+    last_scale_up: float | None = None
+    schedulable_ceiling: int | None = None
+    ceiling_since: float = 0.0
+
+
+def trend_rps_per_s(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of demand over time (0 with fewer than 3 samples)."""
+    if len(samples) < 3:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_v = sum(v for _, v in samples) / n
+    var_t = sum((t - mean_t) ** 2 for t, _ in samples)
+    if var_t <= 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / var_t
+
+
+def learn_capacity(
+    capacity: float | None, load_per_replica: float, latency_ms: float, target_ms: float,
+    backlog: bool, params: SloParams,
+) -> float | None:
+    """Update rps/replica at target: a breach at load x bounds it below x, a healthy x above.
+
+    A breach with a backlog says nothing about capacity (the queue, not the load, is slow).
+    """
+    if load_per_replica <= 0:
+        return capacity
+    if latency_ms > target_ms:
+        if backlog:
+            return capacity
+        ceiling = load_per_replica * 0.95
+        if capacity is None:
+            return ceiling
+        return max(capacity * params.max_capacity_cut, min(capacity, ceiling))
+    if latency_ms <= target_ms * params.healthy_latency_fraction:
+        return load_per_replica if capacity is None else max(capacity, load_per_replica)
+    return capacity
+
+
+def recover(capacity: float | None, profile: float | None, latency_ms: float, target_ms: float,
+            params: SloParams) -> float | None:
+    """Drift a cut capacity back toward the profile while latency is healthy: one bad window
+    (a burst, a slow node) must not cost replicas forever."""
+    if capacity is None or profile is None or capacity >= profile:
+        return capacity
+    if latency_ms > target_ms * params.healthy_latency_fraction:
+        return capacity
+    return min(profile, capacity * params.recovery_rate)
+
+
+@dataclass
+class SloPolicy:
+    params: SloParams = field(default_factory=SloParams)
+    state: SloState = field(default_factory=SloState)
+    name: str = "slo"
+    metrics_window_s: float | None = 30.0  # shorter than the objective: fresh trend
+    interval_s: float | None = None
+
+    def decide(
+        self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec, now: float
+    ) -> Decision:
+        state, params = self.state, self.params
+        if state.started is None:
+            state.started = now
+        if state.capacity_rps is None and spec.capacityRpsPerReplica:
+            state.capacity_rps = spec.capacityRpsPerReplica
+        latency_ms = objective_value(snapshot, spec)
+        if snapshot.rps is None or latency_ms is None:
+            return hold(replicas, spec, "no metrics: holding")
+        target_ms = spec.objective.targetMs
+        if replicas.ready != state.ready:
+            state.ready, state.ready_since = replicas.ready, now
+        if replicas.ready > 0 and now - state.ready_since >= params.settle_s:
+            backlog = (snapshot.pending or 0.0) > replicas.ready * params.backlog_per_replica
+            state.capacity_rps = learn_capacity(
+                state.capacity_rps, snapshot.rps / replicas.ready, latency_ms, target_ms,
+                backlog, params,
+            )
+            state.capacity_rps = recover(state.capacity_rps, spec.capacityRpsPerReplica,
+                                         latency_ms, target_ms, params)
+        demand = snapshot.rps + (snapshot.pending or 0.0) / params.backlog_drain_s
+        self._remember(demand, now, spec)
+        breach = latency_ms > target_ms
+        if breach:
+            state.last_breach = now
+        desired, reason = self._target(demand, latency_ms, breach, replicas, spec, now)
+        desired = self._respect_schedulable(desired, replicas, now)
+        desired = spec.clamp(desired)
+        if desired > replicas.current:
+            state.last_scale_up = now
+        return Decision(desired, reason, {
+            "demand_rps": demand, "capacity_rps": state.capacity_rps, "latency_ms": latency_ms,
+        })
+
+    def _remember(self, demand: float, now: float, spec: AutoscalingSpec) -> None:
+        keep_s = max(self.params.trend_window_s, self._down_window_s(spec))
+        self.state.demand = [s for s in self.state.demand if s[0] > now - keep_s]
+        self.state.demand.append((now, demand))
+
+    def _down_window_s(self, spec: AutoscalingSpec) -> float:
+        # A pod released and needed again within a cold start costs more than keeping it.
+        return max(spec.scaleDown.stabilizationSeconds, spec.coldStartSeconds + spec.interval)
+
+    def _target(
+        self, demand: float, latency_ms: float, breach: bool, replicas: ReplicaState,
+        spec: AutoscalingSpec, now: float,
+    ) -> tuple[int, str]:
+        state, params = self.state, self.params
+        capacity = state.capacity_rps
+        if capacity is None:  # nothing learned yet: follow latency like a ratio controller
+            ratio = latency_ms / spec.objective.targetMs
+            if breach:
+                return max(replicas.current, math.ceil(replicas.ready * ratio)), "breach, no model"
+            return replicas.current, "learning capacity"
+        per_replica = capacity * params.target_utilization
+        horizon_s = spec.coldStartSeconds + spec.interval
+        recent = [s for s in state.demand if s[0] > now - params.trend_window_s]
+        forecast = demand + max(0.0, trend_rps_per_s(recent)) * horizon_s
+        needed = ceil_div(forecast, per_replica)
+        if breach:
+            factor = min(params.breach_max_factor,
+                         max(params.breach_min_factor, latency_ms / spec.objective.targetMs))
+            urgent = max(needed, math.ceil(max(replicas.ready, 1) * factor))
+            if urgent > replicas.current:
+                return urgent, f"breach: {latency_ms:.0f}ms > {spec.objective.targetMs:.0f}ms"
+        if needed > replicas.current:
+            step = spec.scaleUp.maxStep or needed
+            return min(needed, replicas.current + step), f"forecast {forecast:.1f} rps"
+        return self._scale_down(replicas, spec, now, per_replica)
+
+    def _scale_down(
+        self, replicas: ReplicaState, spec: AutoscalingSpec, now: float, per_replica: float
+    ) -> tuple[int, str]:
+        state, params = self.state, self.params
+        window_s = self._down_window_s(spec)
+        events = (state.started, state.last_breach, state.last_scale_up)
+        calm_since = max(t for t in events if t is not None)
+        if now - calm_since < window_s:
+            return replicas.current, "holding: recent breach or scale-up"
+        peak = max(v for t, v in state.demand if t > now - window_s)
+        floor = ceil_div(peak, per_replica)
+        if floor >= replicas.current:
+            return replicas.current, f"holding: peak {peak:.1f} rps needs {floor}"
+        step = spec.scaleDown.maxStep or max(1, int(replicas.current * params.down_step_fraction))
+        return max(floor, replicas.current - step), f"scale down: peak {peak:.1f} rps"
+
+    def _respect_schedulable(self, desired: int, replicas: ReplicaState, now: float) -> int:
+        state = self.state
+        if replicas.pending > 0:
+            state.schedulable_ceiling = replicas.current - replicas.pending
+            state.ceiling_since = now
+        elif (state.schedulable_ceiling is not None
+              and now - state.ceiling_since > self.params.unschedulable_backoff_s):
+            state.schedulable_ceiling = None
+        if state.schedulable_ceiling is None:
+            return desired
+        return min(desired, max(state.schedulable_ceiling, replicas.current - replicas.pending))

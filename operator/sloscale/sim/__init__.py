@@ -1,0 +1,1 @@
+"""Trace-driven simulation of a Triton service under an autoscaling policy, and its oracle."""

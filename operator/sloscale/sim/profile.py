@@ -1,0 +1,58 @@
+"""Profile the simulated replica like the runtime's profiler does: max rps at the objective."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot
+from sloscale.sim.engine import SimConfig, simulate
+from sloscale.sim.service import ServiceModel
+
+PROFILE_REPLICAS = 4
+PROFILE_SECONDS = 300.0
+
+
+@dataclass
+class FixedReplicas:
+    """A policy that never moves: the profiler's fixed deployment."""
+
+    replicas: int
+    name: str = "fixed"
+    metrics_window_s: float | None = None
+    interval_s: float | None = None
+
+    def decide(
+        self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec, now: float
+    ) -> Decision:
+        return Decision(self.replicas, "fixed")
+
+
+def objective_ms(service: ServiceModel, rps_per_replica: float, spec: AutoscalingSpec,
+                 config: SimConfig) -> float:
+    """The objective's latency on a stationary Poisson load with a fixed replica count."""
+    rng = np.random.default_rng(config.seed)
+    rate = rps_per_replica * PROFILE_REPLICAS
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, int(rate * PROFILE_SECONDS)))
+    fixed = replace(spec, minReplicas=PROFILE_REPLICAS,
+                    maxReplicas=max(spec.maxReplicas, PROFILE_REPLICAS))
+    run = simulate(arrivals, FixedReplicas(PROFILE_REPLICAS), fixed, service,
+                   replace(config, drain_s=30.0))
+    latency = np.where(np.isfinite(run.latency_ms), run.latency_ms, 1e12)
+    percentile = spec.objective.percentile
+    return float(latency.mean() if percentile is None else np.percentile(latency, percentile))
+
+
+def profile_capacity(service: ServiceModel, spec: AutoscalingSpec, config: SimConfig) -> float:
+    """Largest rps per replica whose objective latency stays within the target (bisection)."""
+    low, high = 0.0, service.capacity_at(spec.objective.targetMs)
+    for _ in range(10):
+        middle = (low + high) / 2
+        if objective_ms(service, middle, spec, config) <= spec.objective.targetMs:
+            low = middle
+        else:
+            high = middle
+    if low <= 0:
+        raise ValueError(f"no load meets {spec.objective.latency} <= {spec.objective.targetMs} ms")
+    return low

@@ -1,0 +1,97 @@
+"""`sloscale simulate`: replay a trace under autoscaling policies, against the oracle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+POLICY_CHOICES = ("slo", "hpa", "keda", "kpa", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--trace", required=True, help="Azure CSV, Mooncake JSONL or CSV with `timestamp` (s)")
+    add("--policy", default="all", choices=POLICY_CHOICES)
+    add("--slo-ms", type=float, default=150.0, help="latency objective target (ms)")
+    add("--percentile", default="95", choices=("95", "99", "mean"))
+    add("--cold-start-s", type=float, default=60.0, help="seconds from scheduled to Ready")
+    add("--cold-start-jitter-s", type=float, default=0.0, help="uniform +- spread of the above")
+    add("--rate-scale", type=float, default=1.0, help="multiply the request rate")
+    add("--time-scale", type=float, default=1.0, help="stretch the trace in time")
+    add("--rate-jitter-s", type=float, default=10.0,
+        help="spread the copies made by --rate-scale over this many seconds")
+    add("--tile", type=int, default=1, help="repeat the (scaled) trace back to back N times")
+    add("--service-ms-base", type=float, default=40.0, help="batch service time: A + B*size")
+    add("--service-ms-per-item", type=float, default=20.0)
+    add("--max-batch", type=int, default=8)
+    add("--max-queue-delay-ms", type=float, default=5.0)
+    add("--queue-per-replica", type=int, default=512, help="queue bound; overflow is rejected")
+    add("--min-replicas", type=int, default=1)
+    add("--max-replicas", type=int, default=200)
+    add("--gpu-budget", type=int, default=None, help="pods beyond this stay Pending")
+    add("--interval-s", type=float, default=15.0, help="the slo policy's decision interval")
+    add("--scrape-interval-s", type=float, default=5.0)
+    add("--tick-ms", type=float, default=100.0, help="simulation time step")
+    add("--capacity-rps", type=float, default=None,
+        help="capacity profile: rps per replica at the target (default: from the service model)")
+    add("--no-profile", action="store_true", help="the slo policy learns capacity from scratch")
+    add("--seed", type=int, default=0)
+    add("--json", action="store_true", help="print the JSON document instead of the table")
+    add("--plot", default=None, help="PNG path (default: <trace>-simulate.png in the cwd)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from sloscale.autoscale.policies import POLICY_NAMES, AutoscalingSpec, Objective
+    from sloscale.sim.cluster import ColdStart
+    from sloscale.sim.compare import compare
+    from sloscale.sim.engine import SimConfig
+    from sloscale.sim.plot import write_plot
+    from sloscale.sim.profile import profile_capacity
+    from sloscale.sim.report import format_table
+    from sloscale.sim.service import ServiceModel
+    from sloscale.sim.traces import TraceError, load_trace, stretch, tile
+
+    try:
+        service = ServiceModel(args.service_ms_base, args.service_ms_per_item, args.max_batch,
+                               args.max_queue_delay_ms, args.queue_per_replica)
+        latency = "mean" if args.percentile == "mean" else f"p{args.percentile}"
+        spec = AutoscalingSpec(minReplicas=args.min_replicas, maxReplicas=args.max_replicas,
+                               objective=Objective(latency, args.slo_ms), interval=args.interval_s,
+                               coldStartSeconds=args.cold_start_s)
+        trace = load_trace(args.trace)
+        trace = stretch(trace, args.time_scale, args.rate_scale, np.random.default_rng(args.seed),
+                        args.rate_jitter_s)
+        trace = tile(trace, args.tile) if args.tile > 1 else trace
+    except (TraceError, ValueError) as error:
+        print(f"sloscale simulate: {error}", file=sys.stderr)
+        return 2
+    policies = list(POLICY_NAMES) if args.policy == "all" else [args.policy]
+    config = SimConfig(ColdStart(args.cold_start_s, args.cold_start_jitter_s),
+                       tick_s=args.tick_ms / 1000.0, scrape_interval_s=args.scrape_interval_s,
+                       gpu_budget=args.gpu_budget, seed=args.seed)
+    capacity = args.capacity_rps or profile_capacity(service, spec, config)
+    spec = replace(spec, capacityRpsPerReplica=capacity)
+    result = compare(trace, spec, service, config, policies, slo_profile=not args.no_profile)
+    plot_path = Path(args.plot or f"{trace.name}-simulate.png")
+    write_plot(plot_path, result.runs, result.oracle, args.slo_ms,
+               95.0 if args.percentile == "mean" else float(args.percentile),
+               f"{trace.name}: rate x{args.rate_scale:g}, time x{args.time_scale:g}, "
+               f"SLO {latency} {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s")
+    result.document["plot"] = str(plot_path)
+    if args.json:
+        print(json.dumps(result.document, indent=2))
+    else:
+        doc = result.document
+        print(f"trace {doc['trace']['name']}: {doc['trace']['requests']} requests over "
+              f"{doc['trace']['duration_s'] / 3600:.2f} h, peak {doc['trace']['peak_rps_1min']:.1f}"
+              f" rps (1 min); capacity {doc['objective']['capacity_rps_per_replica']:.1f} rps/replica"
+              f" at {args.slo_ms:g} ms; simulated in {doc['elapsed_s']:.1f} s")
+        print(format_table(doc))
+        print(f"plot: {plot_path}")
+    return 0
