@@ -9,6 +9,7 @@ import sys
 # name -> module that defines `add_arguments(parser)` and `run(args) -> int`.
 # Modules are imported lazily so that `sloscale simulate` never loads kopf or torch.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "backtest": ("sloscale.backtest_cmd", "replay a Prometheus range through a policy (recommend)"),
     "run": ("sloscale.controller.run", "run the operator against the current KUBECONFIG"),
     "simulate": ("sloscale.simulate_cmd", "replay a request trace under autoscaling policies"),
 }

@@ -82,3 +82,13 @@ def test_metrics_page_has_tritons_names_and_labels() -> None:
     assert 'nv_inference_request_success{model="resnet",version="1"} 20' in page
     assert 'nv_inference_request_summary_us{model="resnet",version="1",quantile="0.95"}' in page
     assert "# TYPE nv_inference_pending_request_count gauge" in page
+
+
+def test_poisson_phases_have_the_asked_rates() -> None:
+    from sloscale.emulator.load import poisson_arrivals
+
+    arrivals = poisson_arrivals([(100.0, 20.0), (50.0, 200.0)], seed=4)
+    first, second = arrivals[arrivals < 100], arrivals[arrivals >= 100]
+    assert len(first) / 100 == pytest.approx(20, rel=0.1)
+    assert len(second) / 50 == pytest.approx(200, rel=0.05)
+    assert np.all(np.diff(arrivals) >= 0) and arrivals[-1] < 150

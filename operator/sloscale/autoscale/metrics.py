@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sloscale.autoscale.promql import (
     ServiceKey,
@@ -59,6 +60,21 @@ class PrometheusSource:
                 return Fetched(now, error=f"query {name} failed: {_short(err)}", queries_run=run)
             vectors[name] = parse_vector(_as_samples(result))
         return Fetched(now, vectors, queries_run=run)
+
+    def fetch_range(
+        self, start: float, end: float, step_s: float, extra: dict[str, str] | None = None
+    ) -> dict[str, list[dict]]:
+        """Every query (and `extra` ones) over [start, end] at `step_s`: one call per query."""
+        matrices = {}
+        for name, query in {**queries(self.window_s), **(extra or {})}.items():
+            result = self._client.custom_query_range(
+                query=query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{step_s:g}s",
+            )
+            matrices[name] = list(_as_samples(result))
+        return matrices
 
     async def fetch_async(self, now: float) -> Fetched:
         """The same, in a worker thread, so the operator's event loop never blocks on HTTP."""

@@ -93,7 +93,7 @@ class EmulatorRunner:
                 )
                 for name, replica in self.service.replicas.items()
             }
-        self.registry.set_pods(pods)
+        self.registry.set_service_pods(self.target.namespace, self.target.service, pods)
 
     def _run(self) -> None:
         sent, last_sync = 0, float("-inf")

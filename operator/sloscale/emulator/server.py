@@ -37,9 +37,15 @@ class Registry:
         self._lock = threading.Lock()
         self._pods: dict[PodKey, EmulatedPod] = {}
 
-    def set_pods(self, pods: dict[PodKey, EmulatedPod]) -> None:
+    def set_service_pods(self, namespace: str, service: str, pods: dict[PodKey, EmulatedPod]) -> None:
+        """Replace one service's pods, leaving other services' pods alone."""
         with self._lock:
-            self._pods = dict(pods)
+            kept = {
+                key: pod
+                for key, pod in self._pods.items()
+                if not (key.namespace == namespace and pod.service == service)
+            }
+            self._pods = {**kept, **pods}
 
     def update(self, key: PodKey, pod: EmulatedPod) -> None:
         with self._lock:
