@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden
+.PHONY: demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ venv: ## create the cached Python environment with the project's dependencies
 
 binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm and kubeconform from Go modules
 	@$(PY) -m hack.localcluster build >/dev/null
+
+demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster
+	$(PY) -m hack.demo
 
 test: install ## run the whole test suite (unit, integration, e2e on the local control plane)
 	$(PY) -m pytest -ra

@@ -90,6 +90,7 @@ def test_stopped_prometheus_is_reported_not_raised(prometheus_over_emulator) -> 
     assert fetched.error is not None
     result = fetched.for_service(ServiceKey("prod", "alpha"), "p95", stale_after_s=30)
     assert (result.available, result.reason) == (False, "PrometheusUnavailable")
+    assert result.message == f"cannot connect to Prometheus at {prom.url} (connection refused)"
 
 
 def test_backtest_replays_a_real_range(prometheus_over_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -51,3 +51,14 @@ def test_missing_fields_keep_policy_defaults() -> None:
     assert spec.objective.targetMs == 100.0
     assert spec.capacityRpsPerReplica is None
     assert spec.minReplicas >= 0 and spec.maxReplicas >= spec.minReplicas
+
+
+def test_capacity_profile_json() -> None:
+    from sloscale.autoscale.config import capacity_from_profile
+
+    assert capacity_from_profile('{"model": "m", "max_rps_at_target": 42.5}') == 42.5
+    for bad in ("{}", "not json", '{"max_rps_at_target": -1}', '{"max_rps_at_target": "x"}'):
+        with pytest.raises(ValueError):
+            capacity_from_profile(bad)
+    spec = policy_spec({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}}, 12.0)
+    assert spec.capacityRpsPerReplica == 12.0

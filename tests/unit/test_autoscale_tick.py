@@ -75,6 +75,9 @@ def test_unschedulable_pods_stop_scale_up_and_say_why() -> None:
 def test_unschedulable_pods_do_not_block_scale_down() -> None:
     outcome = decide_tick(WantsFixed(3), SPEC, "active", FRESH, _pods(6, 4, pending=2), None, 1.0)
     assert outcome.desired_replicas == 3
+    # Even when the policy itself held back, the condition says what limits the service.
+    held = decide_tick(WantsFixed(6), SPEC, "active", FRESH, _pods(6, 4, pending=2), None, 1.0)
+    assert _conditions(held)["ScalingLimited"] == (True, "Unschedulable")
 
 
 def test_competing_autoscaler_wins() -> None:
@@ -156,3 +159,24 @@ def test_census_counts_each_kind_of_pod() -> None:
 )
 def test_competing_autoscaler_detection(hpas, scaled, expected) -> None:  # type: ignore[no-untyped-def]
     assert competing_autoscaler("web", hpas, scaled) == expected
+
+
+def test_operator_metrics_expose_decisions_and_replicas() -> None:
+    from prometheus_client import generate_latest
+
+    from sloscale.autoscale.promql import ServiceKey
+    from sloscale.autoscale.telemetry import AutoscalerMetrics, reason_kind
+
+    metrics = AutoscalerMetrics()
+    key = ServiceKey("prod", "bert")
+    outcome = decide_tick(WantsFixed(6), SPEC, "active", FRESH, _pods(4, 4), None, 100.0)
+    metrics.record(key, outcome, 80.0, 250.0)
+    page = generate_latest(metrics.registry).decode()
+    labels = 'inferenceservice="bert",namespace="prod"'
+    assert f'sloscale_desired_replicas{{{labels}}} 6.0' in page
+    assert f'sloscale_current_replicas{{{labels}}} 4.0' in page
+    assert f'sloscale_observed_latency_ms{{{labels}}} 80.0' in page
+    assert f'sloscale_autoscaler_decisions_total{{{labels},reason="wants"}} 1.0' in page
+    metrics.forget(key)
+    assert "sloscale_desired_replicas{" not in generate_latest(metrics.registry).decode()
+    assert reason_kind("hold: PrometheusUnavailable") == "hold"

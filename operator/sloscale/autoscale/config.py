@@ -30,8 +30,24 @@ def _rules(raw: dict[str, Any] | None, default: ScalingRules) -> ScalingRules:
     )
 
 
-def policy_spec(raw: dict[str, Any]) -> AutoscalingSpec:
-    """Build the policy's view; fields the CRD left out keep the policy's own defaults."""
+def capacity_from_profile(profile_json: str) -> float:
+    """max_rps_at_target of a capacity profile written by `sloscale runtime profile`."""
+    import json
+
+    try:
+        value = json.loads(profile_json)["max_rps_at_target"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"not a capacity profile (needs max_rps_at_target): {err}") from err
+    if not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"max_rps_at_target must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def policy_spec(raw: dict[str, Any], capacity_rps: float | None = None) -> AutoscalingSpec:
+    """Build the policy's view; fields the CRD left out keep the policy's own defaults.
+
+    `capacity_rps` is the profile read from a ConfigMap (capacityProfile.configMapRef).
+    """
     base = AutoscalingSpec()
     objective_raw = raw.get("objective") or {}
     objective = Objective(
@@ -39,7 +55,7 @@ def policy_spec(raw: dict[str, Any]) -> AutoscalingSpec:
         targetMs=float(objective_raw.get("targetMs", base.objective.targetMs)),
         window=duration_s(objective_raw.get("window", base.objective.window)),
     )
-    capacity = (raw.get("capacityProfile") or {}).get("maxRpsPerReplica")
+    capacity = (raw.get("capacityProfile") or {}).get("maxRpsPerReplica", capacity_rps)
     return AutoscalingSpec(
         minReplicas=int(raw.get("minReplicas", base.minReplicas)),
         maxReplicas=int(raw.get("maxReplicas", base.maxReplicas)),

@@ -112,6 +112,15 @@ class KubeAutoscalerClient:
                 found[item["metadata"]["namespace"]].append(item)
         return found
 
+    def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
+        try:
+            found = self._core.read_namespaced_config_map(name, namespace)
+        except self._client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return (found.data or {}).get(key)
+
     # -- writes -----------------------------------------------------------------------------
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         actuator.scale(self._kube, namespace, name, replicas)
@@ -155,9 +164,14 @@ class KubeAutoscalerClient:
         wanted = [(c.type, c.status, c.reason, c.message) for c in outcome.conditions]
         stamp = datetime.fromtimestamp(now, UTC)
         for attempt in range(1, STATUS_RETRIES + 1):
-            current = self._custom.get_namespaced_custom_object_status(
-                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]
-            )
+            try:
+                current = self._custom.get_namespaced_custom_object_status(
+                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]
+                )
+            except self._client.ApiException as err:
+                if err.status == 404:  # deleted meanwhile: nobody to report to
+                    return
+                raise
             status = current.get("status") or {}
             generation = int(current["metadata"].get("generation", 1))
             conditions = merge_conditions(status.get("conditions") or [], wanted, generation, stamp)
@@ -171,5 +185,7 @@ class KubeAutoscalerClient:
                 )
                 return
             except self._client.ApiException as err:
+                if err.status == 404:
+                    return
                 if err.status != 409 or attempt == STATUS_RETRIES:
                     raise

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sloscale.api import SERVICE_LABEL
-from sloscale.autoscale.config import policy_spec
+from sloscale.autoscale.config import capacity_from_profile, policy_spec
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.metrics import Fetched, PrometheusSource
@@ -24,10 +24,11 @@ from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
 from sloscale.autoscale.telemetry import AutoscalerMetrics
-from sloscale.autoscale.tick import TickOutcome, decide_tick
+from sloscale.autoscale.tick import TickOutcome, decide_tick, invalid_config
 
 log = logging.getLogger(__name__)
 DECISION_HISTORY = 10
+PROFILE_CACHE_S = 60.0
 
 
 @dataclass
@@ -52,6 +53,8 @@ class AutoscalerLoop:
     metrics: AutoscalerMetrics
     settings: LoopSettings = field(default_factory=LoopSettings)
     memory: dict[ServiceKey, ServiceMemory] = field(default_factory=dict)
+    # ConfigMap-held capacity profiles, re-read once a minute rather than every decision.
+    profiles: dict[tuple[str, str, str], tuple[float, str | None]] = field(default_factory=dict)
 
     async def run_forever(self, stopped: asyncio.Event) -> None:
         while not stopped.is_set():
@@ -91,9 +94,12 @@ class AutoscalerLoop:
         autoscaling = service.get("spec", {}).get("autoscaling") or {}
         if not autoscaling.get("enabled"):
             return False
-        spec = policy_spec(autoscaling)
-        memory = self._memory(_key(service), spec)
-        return now - memory.last_decided >= spec.interval - 0.5
+        try:
+            interval = policy_spec(autoscaling).interval
+        except ValueError:
+            interval = LoopSettings.tick_s  # _decide reports the problem
+        last = self.memory[_key(service)].last_decided if _key(service) in self.memory else None
+        return last is None or now - last >= interval - 0.5
 
     def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
         memory = self.memory.get(key)
@@ -113,10 +119,13 @@ class AutoscalerLoop:
     ) -> tuple[TickOutcome, ServiceMetrics]:
         key = _key(service)
         autoscaling = service["spec"]["autoscaling"]
-        spec = policy_spec(autoscaling)
-        memory = self._memory(key, spec)
         deployment = cluster["deployments"].get(key)
         current = int((deployment or {}).get("spec", {}).get("replicas", 0) or 0)
+        try:
+            spec = policy_spec(autoscaling, self._profile_capacity(key, autoscaling))
+            memory = self._memory(key, spec)
+        except ValueError as err:  # e.g. a baseline policy without the capacity it needs
+            return invalid_config(current, str(err)), ServiceMetrics(None, "NotRead", "")
         pods = census(current, cluster["pods"].get(key, []))
         competitor = competing_autoscaler(
             key.name,
@@ -133,6 +142,27 @@ class AutoscalerLoop:
         if deployment is None:  # the controller has not created it yet: nothing to scale
             outcome = TickOutcome(current, current, "no Deployment yet", False, outcome.conditions)
         return outcome, metrics
+
+    def _profile_capacity(self, key: ServiceKey, autoscaling: dict[str, Any]) -> float | None:
+        """Capacity from a referenced ConfigMap; a missing or bad one only loses the seed."""
+        ref = (autoscaling.get("capacityProfile") or {}).get("configMapRef")
+        if not ref:
+            return None
+        cache_key = (key.namespace, ref["name"], ref["key"])
+        cached = self.profiles.get(cache_key)
+        if cached is not None and time.monotonic() - cached[0] < PROFILE_CACHE_S:
+            text = cached[1]
+        else:
+            text = self.kube.config_map_value(*cache_key)
+            self.profiles[cache_key] = (time.monotonic(), text)
+        if text is None:
+            log.warning("%s: capacity profile ConfigMap %s not found", key, ref["name"])
+            return None
+        try:
+            return capacity_from_profile(text)
+        except ValueError as err:
+            log.warning("%s: capacity profile in ConfigMap %s: %s", key, ref["name"], err)
+            return None
 
     # -- writes ---------------------------------------------------------------------------
     def _act(

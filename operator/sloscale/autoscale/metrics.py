@@ -43,7 +43,16 @@ class PrometheusSource:
         self.url = url
         self.window_s = window_s
         self.timeout_s = timeout_s
-        self._client = PrometheusConnect(url=url, disable_ssl=not url.startswith("https"))
+        from urllib3.util.retry import Retry
+
+        # One quick retry: the next tick is the real retry, and a dead Prometheus must be
+        # reported within a tick, not after a long backoff.
+        self._client = PrometheusConnect(
+            url=url,
+            disable_ssl=not url.startswith("https"),
+            retry=Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
+            timeout=int(max(1, timeout_s)),
+        )
 
     def fetch(self, now: float) -> Fetched:
         """Blocking: run every query at time `now`. Never raises for Prometheus' failures."""
@@ -57,7 +66,7 @@ class PrometheusSource:
                 )
             except Exception as err:  # noqa: BLE001 - connection, HTTP and parse errors alike
                 log.warning("Prometheus query %s failed: %s", name, err)
-                return Fetched(now, error=f"query {name} failed: {_short(err)}", queries_run=run)
+                return Fetched(now, error=self._describe(name, err), queries_run=run)
             vectors[name] = parse_vector(_as_samples(result))
         return Fetched(now, vectors, queries_run=run)
 
@@ -75,6 +84,14 @@ class PrometheusSource:
             )
             matrices[name] = list(_as_samples(result))
         return matrices
+
+    def _describe(self, query_name: str, err: Exception) -> str:
+        text = str(err)
+        if "Connection refused" in text or "NewConnectionError" in text:
+            return f"cannot connect to Prometheus at {self.url} (connection refused)"
+        if "timed out" in text.lower():
+            return f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
+        return f"query {query_name} failed: {_short(err)}"
 
     async def fetch_async(self, now: float) -> Fetched:
         """The same, in a worker thread, so the operator's event loop never blocks on HTTP."""

@@ -79,8 +79,10 @@ def decide_tick(
         decision = policy.decide(metrics.snapshot, pods.state, spec, now)
 
     desired, limited = decision.desired_replicas, None
-    if pods.state.pending > 0 and desired > current:
-        desired = current
+    if pods.state.pending > 0:
+        # Pods the scheduler cannot place: asking for more only adds Pending pods. The
+        # policy may already have held back; the condition says why either way.
+        desired = min(desired, current)
         limited = Condition(
             "ScalingLimited",
             True,
@@ -104,4 +106,15 @@ def decide_tick(
         write=mode == "active",
         conditions=tuple(conditions),
         details=dict(decision.details),
+    )
+
+
+def invalid_config(current: int, message: str) -> TickOutcome:
+    """The autoscaling settings cannot drive a policy: hold, and say what to fix."""
+    return TickOutcome(
+        desired_replicas=current,
+        current_replicas=current,
+        reason=f"hold: {message}",
+        write=False,
+        conditions=(Condition("ScalingActive", False, "InvalidAutoscalingConfig", message),),
     )

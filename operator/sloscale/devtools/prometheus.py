@@ -96,6 +96,10 @@ class LocalPrometheus:
         except (urllib.error.URLError, OSError):
             return False
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
             return
