@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from sloscale.autoscale.conflicts import competing_autoscaler
@@ -70,6 +71,14 @@ def test_unschedulable_pods_stop_scale_up_and_say_why() -> None:
     assert outcome.desired_replicas == 6
     assert _conditions(outcome)["ScalingLimited"] == (True, "Unschedulable")
     assert message in [c.message for c in outcome.conditions]
+
+
+def test_recently_unschedulable_keeps_saying_so_after_pending_pods_are_gone() -> None:
+    note = "0/5 nodes are available: 4 Insufficient nvidia.com/gpu (seen 20s ago)"
+    outcome = decide_tick(WantsFixed(4), SPEC, "active", FRESH, _pods(4, 4), None, 1.0, note)
+    assert outcome.desired_replicas == 4
+    assert _conditions(outcome)["ScalingLimited"] == (True, "Unschedulable")
+    assert note in [c.message for c in outcome.conditions]
 
 
 def test_unschedulable_pods_do_not_block_scale_down() -> None:
@@ -180,3 +189,24 @@ def test_operator_metrics_expose_decisions_and_replicas() -> None:
     metrics.forget(key)
     assert "sloscale_desired_replicas{" not in generate_latest(metrics.registry).decode()
     assert reason_kind("hold: PrometheusUnavailable") == "hold"
+
+
+def test_status_is_rewritten_only_when_something_an_sre_reads_changed() -> None:
+    from sloscale.autoscale.loop import needs_write
+
+    outcome = decide_tick(WantsFixed(4), SPEC, "active", FRESH, _pods(4, 4), None, 100.0)
+    conditions = [c.as_status() for c in outcome.conditions]
+    written = {
+        "desiredReplicas": 4,
+        "decisions": [{"to": 4}],
+        "lastDecision": {"time": "2026-11-22T07:00:00Z"},
+        "observed": {"rps": 50},
+    }
+    service = {"status": {"autoscaling": written, "conditions": conditions}}
+    now = datetime(2026, 11, 22, 7, 0, 30, tzinfo=UTC).timestamp()
+    fresh = {**written, "observed": {"rps": 51}}
+    assert not needs_write(service, fresh, outcome, now)  # only numbers moved, 30 s old
+    assert needs_write(service, fresh, outcome, now + 31)  # a minute old: refresh
+    assert needs_write(service, {**fresh, "desiredReplicas": 5}, outcome, now)
+    blind = decide_tick(WantsFixed(4), SPEC, "active", MISSING, _pods(4, 4), None, 100.0)
+    assert needs_write(service, fresh, blind, now)  # MetricsAvailable flipped

@@ -159,19 +159,20 @@ class KubeAutoscalerClient:
         outcome: TickOutcome,
         now: float,
     ) -> None:
-        """Merge our conditions into the current list; optimistic concurrency, retried on 409."""
+        """Merge our conditions into the status; optimistic concurrency, retried on 409.
+
+        The first attempt works from the listed object (no extra read); a conflict means
+        someone wrote meanwhile, so later attempts read the object fresh.
+        """
         meta = service["metadata"]
         wanted = [(c.type, c.status, c.reason, c.message) for c in outcome.conditions]
         stamp = datetime.fromtimestamp(now, UTC)
+        current: dict[str, Any] | None = service
         for attempt in range(1, STATUS_RETRIES + 1):
-            try:
-                current = self._custom.get_namespaced_custom_object_status(
-                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]
-                )
-            except self._client.ApiException as err:
-                if err.status == 404:  # deleted meanwhile: nobody to report to
+            if current is None:
+                current = self._read_status(meta["namespace"], meta["name"])
+                if current is None:  # deleted meanwhile: nobody to report to
                     return
-                raise
             status = current.get("status") or {}
             generation = int(current["metadata"].get("generation", 1))
             conditions = merge_conditions(status.get("conditions") or [], wanted, generation, stamp)
@@ -189,3 +190,16 @@ class KubeAutoscalerClient:
                     return
                 if err.status != 409 or attempt == STATUS_RETRIES:
                     raise
+                current = None
+
+    def _read_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self._custom.get_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name
+                )
+            )
+        except self._client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise

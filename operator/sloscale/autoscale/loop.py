@@ -21,6 +21,7 @@ from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.metrics import Fetched, PrometheusSource
 from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
+from sloscale.autoscale.policies.slo import SloParams
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
 from sloscale.autoscale.telemetry import AutoscalerMetrics
@@ -29,6 +30,9 @@ from sloscale.autoscale.tick import TickOutcome, decide_tick, invalid_config
 log = logging.getLogger(__name__)
 DECISION_HISTORY = 10
 PROFILE_CACHE_S = 60.0
+STATUS_REFRESH_S = 60.0
+# As long as the slo policy keeps below a schedulable ceiling after seeing Pending pods.
+UNSCHEDULABLE_MEMORY_S = SloParams().unschedulable_backoff_s
 
 
 @dataclass
@@ -38,6 +42,8 @@ class ServiceMemory:
     policy_name: str
     policy: Policy
     last_decided: float = float("-inf")
+    # The scheduler's last "cannot place" message and when it was seen.
+    unschedulable: tuple[float, str] | None = None
 
 
 @dataclass
@@ -133,8 +139,14 @@ class AutoscalerLoop:
             cluster["scaled_objects"].get(key.namespace, []),
         )
         metrics = fetched.for_service(key, spec.objective.latency, self.settings.stale_after_s)
+        if pods.state.pending > 0:
+            memory.unschedulable = (now, pods.unschedulable_message or "pods were Pending")
+        note = None
+        if memory.unschedulable and now - memory.unschedulable[0] < UNSCHEDULABLE_MEMORY_S:
+            note = f"{memory.unschedulable[1]} (seen {now - memory.unschedulable[0]:.0f}s ago)"
         outcome = decide_tick(
-            memory.policy, spec, autoscaling.get("mode", "active"), metrics, pods, competitor, now
+            memory.policy, spec, autoscaling.get("mode", "active"), metrics, pods, competitor,
+            now, note,
         )
         memory.last_decided = now
         latency = metrics.snapshot.latency_ms if metrics.snapshot else None
@@ -177,7 +189,39 @@ class AutoscalerLoop:
                 f"replicas {outcome.current_replicas} -> {outcome.desired_replicas}: "
                 f"{outcome.reason}",
             )
-        self.kube.write_status(service, _status(service, outcome, metrics, now), outcome, now)
+        autoscaling = _status(service, outcome, metrics, now)
+        if needs_write(service, autoscaling, outcome, now):
+            self.kube.write_status(service, autoscaling, outcome, now)
+
+
+def needs_write(
+    service: dict[str, Any], autoscaling: dict[str, Any], outcome: TickOutcome, now: float
+) -> bool:
+    """Skip status writes that would only refresh the observed numbers, up to a minute old.
+
+    With a thousand services a write per decision would be the loop's main cost; what an
+    SRE reads (decisions, conditions) is always written at once.
+    """
+    status = service.get("status") or {}
+    previous = status.get("autoscaling") or {}
+    if previous.get("desiredReplicas") != autoscaling["desiredReplicas"]:
+        return True
+    if previous.get("decisions") != autoscaling["decisions"]:
+        return True
+    seen = {c.get("type"): (c.get("status"), c.get("reason")) for c in status.get("conditions", [])}
+    for condition in outcome.conditions:
+        wanted = ("True" if condition.status else "False", condition.reason)
+        if seen.get(condition.type) != wanted:
+            return True
+    written = (previous.get("lastDecision") or {}).get("time")
+    return written is None or now - _parse_iso(written) >= STATUS_REFRESH_S
+
+
+def _parse_iso(text: str) -> float:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _key(service: dict[str, Any]) -> ServiceKey:

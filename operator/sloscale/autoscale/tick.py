@@ -57,7 +57,13 @@ def decide_tick(
     pods: PodCensus,
     competitor: str | None,
     now: float,
+    unschedulable_note: str | None = None,
 ) -> TickOutcome:
+    """The guarded decision for one service.
+
+    `unschedulable_note` is the scheduler's message from a recent tick that saw Pending
+    pods: the policy keeps below what fits for a while, and the condition keeps saying why.
+    """
     current = pods.state.current
     conditions = [_metrics_condition(metrics)]
     if competitor is not None:
@@ -79,15 +85,17 @@ def decide_tick(
         decision = policy.decide(metrics.snapshot, pods.state, spec, now)
 
     desired, limited = decision.desired_replicas, None
-    if pods.state.pending > 0:
+    if pods.state.pending > 0 or unschedulable_note:
         # Pods the scheduler cannot place: asking for more only adds Pending pods. The
         # policy may already have held back; the condition says why either way.
-        desired = min(desired, current)
+        if pods.state.pending > 0:
+            desired = min(desired, current)
+        message = pods.unschedulable_message or unschedulable_note
         limited = Condition(
             "ScalingLimited",
             True,
             "Unschedulable",
-            pods.unschedulable_message or f"{pods.state.pending} pods cannot be scheduled",
+            message or f"{pods.state.pending} pods cannot be scheduled",
         )
     elif decision.desired_replicas >= spec.maxReplicas and metrics.snapshot is not None:
         limited = Condition(
