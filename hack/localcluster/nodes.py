@@ -28,6 +28,7 @@ class NodePool:
     instance_type: str = "p5.48xlarge"
     startup_delay_s: float = 2.0
     startup_jitter_s: float = 0.0
+    pods_per_node: int = 110
 
 
 def _node(name: str, labels: dict[str, str], capacity: dict[str, str], taints: list[Any]) -> dict:
@@ -65,10 +66,15 @@ def node_manifests(pool: NodePool) -> list[dict]:
         "cpu": "192",
         "memory": "2048Gi",
         "ephemeral-storage": "8Ti",
-        "pods": "110",
+        "pods": str(pool.pods_per_node),
         GPU_RESOURCE: str(pool.gpus_per_node),
     }
-    cpu_capacity = {"cpu": "32", "memory": "128Gi", "ephemeral-storage": "1Ti", "pods": "110"}
+    cpu_capacity = {
+        "cpu": "256",
+        "memory": "1024Gi",
+        "ephemeral-storage": "1Ti",
+        "pods": str(pool.pods_per_node),
+    }
     nodes = [
         _node(f"gpu-node-{i}", gpu_labels, gpu_capacity, [dict(GPU_TAINT)])
         for i in range(pool.gpu_nodes)

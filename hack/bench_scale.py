@@ -1,0 +1,227 @@
+"""`make bench-scale`: the operator with 1,000 InferenceServices on the local control plane.
+
+Applies N services at a fixed rate, then measures what one autoscaler tick costs the
+operator (CPU seconds, wall time), how many PromQL queries a tick sends, and the operator's
+memory; also how long creation takes to reach a Deployment and all pods Ready. Prints
+figures; asserts nothing (benchmarks are not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from hack.localcluster.cluster import LocalCluster, free_port
+from hack.localcluster.nodes import NodePool
+from sloscale.api import SERVICE_LABEL
+from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
+from sloscale.emulator.exposition import PodCounters
+from sloscale.emulator.runner import ready_pod_names
+from sloscale.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+NS = "bench"
+TICK_S = 5.0
+
+
+def _service(index: int) -> dict:
+    return {
+        "apiVersion": "serving.sloscale.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": f"svc-{index:04d}", "namespace": NS},
+        "spec": {
+            "model": {"name": "m", "format": "python", "storageUri": "s3://models/m"},
+            "runtime": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+            "autoscaling": {
+                "enabled": True, "minReplicas": 1, "maxReplicas": 1, "interval": "15s",
+                "objective": {"targetMs": 200, "window": "60s"},
+            },
+        },
+    }  # fmt: skip
+
+
+class BulkEmulator:
+    """Every Ready pod of every service serves steadily growing Triton counters."""
+
+    def __init__(self, cluster: LocalCluster, registry: Registry) -> None:
+        self.cluster, self.registry = cluster, registry
+        self.counters: dict[PodKey, PodCounters] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> BulkEmulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(5):
+            out = self.cluster.kubectl("get", "pods", "-n", NS, "-l", SERVICE_LABEL, "-o",
+                                       "json", check=False, timeout=120)  # fmt: skip
+            if out.returncode != 0:
+                continue
+            pods = json.loads(out.stdout)["items"]
+            service_of = {p["metadata"]["name"]: p["metadata"]["labels"][SERVICE_LABEL] for p in pods}
+            by_service: dict[str, dict[PodKey, EmulatedPod]] = {}
+            for name in ready_pod_names(pods):
+                key = PodKey(NS, name)
+                c = self.counters.setdefault(key, PodCounters())
+                c.success += 25  # 5 rps over the 5 s step, 40 ms each
+                c.request_duration_us += 25 * 40_000
+                c.request_summary_us = {"0.95": 60_000.0, "0.99": 80_000.0}
+                by_service.setdefault(service_of[name], {})[key] = EmulatedPod(
+                    service_of[name], "m", c
+                )
+            for service, emulated in by_service.items():
+                self.registry.set_service_pods(NS, service, emulated)
+
+
+def _metric(url: str, name: str, labels: str = "") -> float:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and labels in line and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _proc(pid: int) -> tuple[float, float, float]:
+    """(CPU seconds, RSS MB, peak RSS MB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return cpu_s, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def _apply_at_rate(cluster: LocalCluster, count: int, rate: int) -> dict[str, float]:
+    applied: dict[str, float] = {}
+    for start in range(0, count, rate):
+        began = time.monotonic()
+        batch = [_service(i) for i in range(start, min(count, start + rate))]
+        cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                               "items": batch}), timeout=120)
+        for item in batch:
+            applied[item["metadata"]["name"]] = time.time()
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+    return applied
+
+
+def _watch_deployments(cluster: LocalCluster, seen: dict[str, float], stop: threading.Event) -> None:
+    proc = subprocess.Popen(
+        [str(cluster.bin_dir / "kubectl"), "get", "deployments", "-n", NS, "--watch",
+         "--output-watch-events", "-o", "jsonpath={.object.metadata.name}{\"\\n\"}"],
+        env=cluster.env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.setdefault(line.strip(), time.time())
+        if stop.is_set():
+            break
+    proc.terminate()
+
+
+def run(services: int, rate: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="sloscale-scale-") as tmp:
+        root = Path(tmp)
+        nodes = max(2, services // 200 + 1)
+        pool = NodePool(gpu_nodes=0, cpu_nodes=nodes, pods_per_node=250, startup_delay_s=1)
+        cluster = LocalCluster(root / "cluster", pool).up()
+        stack = [cluster.down]
+        try:
+            cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+            cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
+            cluster.kubectl("create", "namespace", NS)
+            registry = Registry()
+            server = EmulatorServer(registry).start()
+            stack.append(server.stop)
+            bulk = BulkEmulator(cluster, registry).start()
+            stack.append(bulk.stop)
+            prom = LocalPrometheus(
+                root / "prom", scrape_config(15, http_sd_urls=[f"http://{server.address}/targets"])
+            ).start()
+            stack.append(prom.stop)
+            metrics_port = free_port()
+            log = open(root / "operator.log", "wb")  # noqa: SIM115
+            operator = subprocess.Popen(
+                [sys.executable, "-m", "sloscale", "run", "--prometheus-url", prom.url,
+                 "--metrics-address", f"127.0.0.1:{metrics_port}",
+                 "--autoscaler-tick-s", str(TICK_S)],
+                env={**cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            stack.append(lambda: (operator.terminate(), operator.wait(30)))
+            time.sleep(5)
+            seen: dict[str, float] = {}
+            stop_watch = threading.Event()
+            threading.Thread(target=_watch_deployments, args=(cluster, seen, stop_watch),
+                             daemon=True).start()  # fmt: skip
+            started = time.monotonic()
+            applied = _apply_at_rate(cluster, services, rate)
+            print(f"applied {services} InferenceServices at {rate}/s in "
+                  f"{time.monotonic() - started:.0f}s", flush=True)
+            deadline = time.monotonic() + 1800
+            ready = 0
+            while time.monotonic() < deadline:
+                out = cluster.kubectl("get", "deployments", "-n", NS, "-o",
+                                      "jsonpath={.items[*].status.readyReplicas}", timeout=120)
+                ready = sum(int(x) for x in out.stdout.split())
+                if ready >= services:
+                    break
+                time.sleep(5)
+            all_ready_s = time.monotonic() - started
+            stop_watch.set()
+            delays = sorted(seen[n] - applied[n] for n in applied if n in seen)
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            prom_url = f"{prom.url}/metrics"
+            q0 = _metric(prom_url, "prometheus_http_requests_total", 'handler="/api/v1/query"')
+            n0 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_count")
+            s0 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_sum")
+            cpu0, _, _ = _proc(operator.pid)
+            time.sleep(12 * TICK_S)
+            q1 = _metric(prom_url, "prometheus_http_requests_total", 'handler="/api/v1/query"')
+            n1 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_count")
+            s1 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_sum")
+            cpu1, rss, peak = _proc(operator.pid)
+            ticks = max(1.0, n1 - n0)
+            print(f"\nscale benchmark: {services} InferenceServices, autoscaler tick {TICK_S:g}s")
+            print(f"  creation -> Deployment exists   p50 {statistics.median(delays):.2f}s  "
+                  f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f}s  ({len(delays)} seen)")
+            print(f"  all pods Ready after            {all_ready_s:.0f}s from the first apply "
+                  f"({ready}/{services})")
+            print(f"  loop tick wall time (mean)      {(s1 - s0) / ticks:.3f}s over {ticks:.0f} ticks")
+            print(f"  operator CPU per tick           {(cpu1 - cpu0) / ticks:.3f}s "
+                  "(whole process: kopf watches included)")
+            print(f"  PromQL queries per tick         {(q1 - q0) / ticks:.1f}")
+            print(f"  operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB")
+        finally:
+            for stop in reversed(stack):
+                try:
+                    stop()
+                except Exception as err:  # noqa: BLE001
+                    print(f"while stopping: {err}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench-scale", description=__doc__)
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=20, help="InferenceServices applied per second")
+    args = parser.parse_args(argv)
+    run(args.services, args.rate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
