@@ -31,6 +31,10 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/inferenceservices.serving.sloscale.io")
     cluster.kubectl("create", "namespace", NS, check=False)
+    # The Prometheus Operator's CRD, reduced to its name: ServiceMonitors are rendered only
+    # where it exists.
+    cluster.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent /
+                                                         "servicemonitor-crd.yaml"))
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(cluster, log).start()
     try:
@@ -76,6 +80,18 @@ def test_every_example_becomes_ready_with_owned_children(
         assert status["selector"] == f"{LABEL}={name}"
         assert status["readyReplicas"] == status["desiredReplicas"]
     operator.assert_alive()
+
+
+def test_servicemonitor_scrapes_the_metrics_port(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: with the Prometheus Operator installed, each service gets a ServiceMonitor."""
+    wait_ready(cluster, "echo-python")
+    monitor = get_json(cluster, "-n", NS, "servicemonitor", "echo-python")
+    assert monitor is not None
+    assert monitor["spec"]["selector"]["matchLabels"] == {LABEL: "echo-python"}
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    isvc = get_json(cluster, "-n", NS, "inferenceservice", "echo-python") or {}
+    assert monitor["metadata"]["ownerReferences"][0]["uid"] == isvc["metadata"]["uid"]
 
 
 def sloscale_owns_replicas(cluster: LocalCluster, name: str) -> bool:

@@ -53,9 +53,9 @@ def shape(value: Any) -> Any:
     return "<str>" if isinstance(value, str) else value
 
 
-def render_sample(templates: TemplateSet, text: str) -> list[Manifest]:
+def render_sample(templates: TemplateSet, text: str, name: str = "sample") -> list[Manifest]:
     options = RenderOptions(servicemonitor=True)
-    return render_children("sample", "sample-ns", "0000", sample_spec(text), templates, options)
+    return render_children(name, "sample-ns", "0000", sample_spec(text), templates, options)
 
 
 def check_contract(templates: TemplateSet) -> None:
