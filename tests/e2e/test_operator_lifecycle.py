@@ -118,6 +118,49 @@ def test_replicas_left_to_autoscaler_when_autoscaling(
     assert (get_json(cluster, "-n", NS, "deployment", "bert-onnx") or {})["spec"]["replicas"] == 2
 
 
+def patch_spec(cluster: LocalCluster, name: str, spec: dict[str, Any]) -> None:
+    cluster.kubectl("patch", "-n", NS, "inferenceservice", name, "--type=merge",
+                    "-p", json.dumps({"spec": spec}))
+
+
+def deployment_replicas(cluster: LocalCluster, name: str) -> int:
+    return int((get_json(cluster, "-n", NS, "deployment", name) or {})["spec"]["replicas"])
+
+
+def test_enabling_autoscaling_keeps_running_replicas(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: I turn autoscaling on; the running replicas stay until the autoscaler acts."""
+    wait_ready(cluster, "resnet-pytorch")
+    patch_spec(cluster, "resnet-pytorch", {"replicas": 3})
+    wait_for(lambda: deployment_replicas(cluster, "resnet-pytorch") == 3, what="3 replicas")
+    patch_spec(cluster, "resnet-pytorch", {"autoscaling": {
+        "enabled": True, "minReplicas": 2, "objective": {"targetMs": 40}}})
+    wait_for(lambda: not sloscale_owns_replicas(cluster, "resnet-pytorch"),
+             what="replicas handed to the autoscaler")
+    assert deployment_replicas(cluster, "resnet-pytorch") == 3
+    patch_spec(cluster, "resnet-pytorch", {"replicas": 2, "autoscaling": {"enabled": False}})
+    wait_for(lambda: sloscale_owns_replicas(cluster, "resnet-pytorch")
+             and deployment_replicas(cluster, "resnet-pytorch") == 2,
+             what="replicas back with sloscale")
+    wait_ready(cluster, "resnet-pytorch")
+
+
+def test_child_the_api_refuses_is_a_condition_not_a_crash(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: a bad affinity fails only that service, with the API server's reason."""
+    manifest = {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
+                "metadata": {"name": "bad-affinity", "namespace": NS},
+                "spec": {"model": {"name": "m", "storageUri": "s3://bucket/m"},
+                         "runtime": {"affinity": {"nodeAffinity": "not-an-object"}}}}
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
+    ready = wait_for(lambda: (c := condition(cluster, "bad-affinity", "Ready")) and
+                     c["reason"] == "ApplyFailed" and c, what="ApplyFailed condition")
+    assert "Deployment bad-affinity" in ready["message"]
+    wait_ready(cluster, "echo-python")  # the others are untouched
+    operator.assert_alive()
+    cluster.kubectl("delete", "-n", NS, "inferenceservice", "bad-affinity")
+
+
 def test_pdb_follows_replicas(cluster: LocalCluster, operator: OperatorProcess) -> None:
     """Story: a PodDisruptionBudget exists only while more than one replica runs."""
     wait_ready(cluster, "resnet-pytorch")
@@ -188,6 +231,8 @@ def test_missing_secret_is_a_condition_then_heals(
           "autoscaling": {"objective": {"targetMs": -1}}}, "spec.autoscaling.objective.targetMs"),
         ({"model": {"name": "m", "storageUri": "s3://bucket/m"}, "replicas": -1},
          "spec.replicas"),
+        ({"model": {"name": "m", "storageUri": "s3://bucket/m"},
+          "runtime": {"shmSize": "lots"}}, "spec.runtime.shmSize"),
     ],
 )
 def test_admission_rejects_invalid_objects_naming_the_field(

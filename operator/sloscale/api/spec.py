@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sloscale.api.schema import spec_schema
+from sloscale.api.schema import NAME_RULE, spec_schema
 from sloscale.api.validate import apply_defaults, validate
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -85,6 +85,13 @@ def parse_spec(raw: Any) -> InferenceServiceSpec:
         replicas=spec["replicas"],
         autoscaling=_autoscaling(spec["autoscaling"]),
     )
+
+
+def parse_object(body: dict[str, Any]) -> InferenceServiceSpec:
+    """parse_spec, plus the object-level rules (the name becomes the Service's)."""
+    if not NAME_RULE.check(body):
+        raise SpecError([f"metadata.name: {NAME_RULE.message}"])
+    return parse_spec(body.get("spec"))
 
 
 def _model(raw: dict[str, Any]) -> ModelSpec:
