@@ -62,7 +62,7 @@ def check_contract(templates: TemplateSet) -> None:
     """Raise TemplateError when the set breaks the contract."""
     plain = render_sample(templates, "plain")
     try:
-        hostile = render_sample(templates, HOSTILE)
+        hostile = render_sample(templates, HOSTILE, HOSTILE)
     except TemplateError as error:
         raise TemplateError(f"{error}; it rendered with plain values but not with a hostile "
                             "value: pass every value through `| tojson`") from error
