@@ -36,7 +36,7 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
     cluster.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent /
                                                          "servicemonitor-crd.yaml"))
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, log).start()
+    process = OperatorProcess(cluster, log, "--namespace", NS).start()
     try:
         yield process
     finally:
