@@ -79,6 +79,9 @@ def test_every_example_becomes_ready_with_owned_children(
         assert status["url"] == f"http://{name}.{NS}.svc:8000"
         assert status["selector"] == f"{LABEL}={name}"
         assert status["readyReplicas"] == status["desiredReplicas"]
+        annotations = isvc["metadata"].get("annotations", {})
+        assert "serving.sloscale.io/last-handled-configuration" in annotations
+        assert not [key for key in annotations if key.startswith("kopf.zalando.org")]
     operator.assert_alive()
 
 
