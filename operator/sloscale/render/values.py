@@ -102,8 +102,6 @@ def build_values(
     }
     model_repository = MODEL_REPOSITORY
     store = storage(spec, options)
-    if store["mode"] == "pvc" and store["path"]:
-        model_repository = f"{MODEL_REPOSITORY}/{store['path']}"
     return {
         "name": name,
         "namespace": namespace,
