@@ -76,6 +76,13 @@ def test_storage(case: str, init_containers: int, sub_path: str | None) -> None:
     assert (mount["mountPath"], mount.get("subPath")) == ("/mnt/models", sub_path)
 
 
+def test_user_pod_metadata_merged_ours_win() -> None:
+    pod = render_case("user-gpu-toleration-kept")[0]["spec"]["template"]["metadata"]
+    assert pod["labels"]["team"] == "vision"
+    assert pod["labels"]["serving.sloscale.io/inferenceservice"] == "tol"
+    assert pod["annotations"]["pod-ready.stage.kwok.x-k8s.io/delay"] == "30s"
+
+
 def test_every_child_owned_and_labelled() -> None:
     for case in CASES:
         for manifest in render_case(case):

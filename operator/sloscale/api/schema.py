@@ -172,6 +172,11 @@ def runtime_schema() -> Schema:
             ),
             "affinity": free_object("Pod affinity rules (a Kubernetes Affinity)."),
             "priorityClassName": string("PriorityClass of the pods.", maxLength=253),
+            "podLabels": string_map("Extra labels of the pods (sloscale's own labels win)."),
+            "podAnnotations": string_map(
+                "Extra annotations of the pods, e.g. for a service mesh or a simulated cold "
+                "start (sloscale's own annotations win)."
+            ),
             "shmSize": quantity("Size of /dev/shm (a memory-backed emptyDir).", default="1Gi"),
             "startupSeconds": integer(
                 "How long Triton may take to load its models before it is restarted.",

@@ -42,6 +42,8 @@ class RuntimeSpec:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     affinity: dict[str, Any] | None = None
     priority_class_name: str | None = None
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def gpus(self) -> str | int | None:

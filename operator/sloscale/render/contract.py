@@ -36,6 +36,7 @@ def sample_spec(text: str) -> InferenceServiceSpec:
             "image": text, "args": [text, text], "priorityClassName": text,
             "env": [{"name": "SAMPLE", "value": text}],
             "nodeSelector": {"pool": text},
+            "podLabels": {"team": text}, "podAnnotations": {"note": text},
             "tolerations": [{"key": "team", "operator": "Equal", "value": text}],
             "affinity": {"nodeAffinity": {"note": text}},
             "resources": {"limits": {"nvidia.com/gpu": 1}},
