@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hack.localcluster.cluster import LocalCluster
 from hack.localcluster.nodes import NodePool
-from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
+from tests.e2e.operator_process import OperatorProcess, get_json, install_api, wait_for
 
 NS = "bench"
 
@@ -51,10 +51,7 @@ def main(count: int = 20, repairs: int = 5) -> int:
         cluster = LocalCluster(Path(tmp), NodePool(startup_delay_s=0)).up()
         operator = OperatorProcess(cluster, Path(tmp) / "operator.log")
         try:
-            cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-            cluster.kubectl("wait", "--for=condition=Established",
-                            "crd/inferenceservices.serving.sloscale.io")
-            cluster.kubectl("create", "namespace", NS)
+            install_api(cluster, NS)
             operator.start()
             ready_s = all_ready(cluster, count)
             repairs_s = [repair_s(cluster, f"svc-{i:03d}") for i in range(repairs)]

@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from hack.localcluster.cluster import LocalCluster
-from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
+from tests.e2e.operator_process import (
+    ROOT,
+    OperatorProcess,
+    get_json,
+    install_api,
+    wait_for,
+)
+from tests.e2e.operator_process import wait_ready as wait_ready_in
 
 pytestmark = pytest.mark.e2e
 NS = "e2e-operator"
@@ -27,10 +34,7 @@ def service_names(path: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[OperatorProcess]:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/inferenceservices.serving.sloscale.io")
-    cluster.kubectl("create", "namespace", NS, check=False)
+    install_api(cluster, NS)
     # The Prometheus Operator's CRD, reduced to its name: ServiceMonitors are rendered only
     # where it exists.
     cluster.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent /
@@ -45,8 +49,7 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 
 
 def wait_ready(cluster: LocalCluster, name: str, timeout_s: int = 120) -> None:
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", f"--timeout={timeout_s}s",
-                    f"inferenceservice/{name}", timeout=timeout_s + 10)
+    wait_ready_in(cluster, NS, name, timeout_s)
 
 
 def condition(cluster: LocalCluster, name: str, kind: str) -> dict[str, Any] | None:

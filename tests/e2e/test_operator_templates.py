@@ -10,7 +10,13 @@ import pytest
 from sloscale.render.templates import package_sources
 
 from hack.localcluster.cluster import LocalCluster
-from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
+from tests.e2e.operator_process import (
+    OperatorProcess,
+    get_json,
+    install_api,
+    wait_for,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.e2e
 NS = "e2e-templates"
@@ -37,11 +43,7 @@ def isvc(name: str, namespace: str) -> str:
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[OperatorProcess]:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/inferenceservices.serving.sloscale.io")
-    for namespace in (NS, UNWATCHED):
-        cluster.kubectl("create", "namespace", namespace, check=False)
+    install_api(cluster, NS, UNWATCHED)
     data = {**package_sources(), "networkpolicy.yaml.j2": NETWORK_POLICY}
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": "sloscale-templates", "namespace": NS}, "data": data}
@@ -59,8 +61,7 @@ def test_configmap_templates_render_extra_children(
         cluster: LocalCluster, operator: OperatorProcess) -> None:
     """Story: our platform adds a NetworkPolicy to every service through our own templates."""
     cluster.kubectl("apply", "--server-side", "-f", "-", input=isvc("custom", NS))
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", "--timeout=120s",
-                    "inferenceservice/custom", timeout=130)
+    wait_ready(cluster, NS, "custom")
     policy = wait_for(lambda: get_json(cluster, "-n", NS, "networkpolicy", "custom"),
                       what="NetworkPolicy from the user's template")
     assert policy["spec"]["podSelector"]["matchLabels"] == {
@@ -73,9 +74,9 @@ def test_other_namespaces_are_left_alone(
         cluster: LocalCluster, operator: OperatorProcess) -> None:
     """Story: with --namespace, an operator never touches services outside its namespaces."""
     cluster.kubectl("apply", "--server-side", "-f", "-", input=isvc("elsewhere", UNWATCHED))
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", "--timeout=120s",
-                    "inferenceservice/custom", timeout=130)
-    time.sleep(5)  # a watching operator creates a Deployment within a second or two
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=isvc("watched", NS))
+    wait_ready(cluster, NS, "watched")  # the operator is up and converging its namespace
+    time.sleep(3)  # a watching operator creates a Deployment within a second or two
     assert get_json(cluster, "-n", UNWATCHED, "deployment", "elsewhere") is None
     found = get_json(cluster, "-n", UNWATCHED, "inferenceservice", "elsewhere") or {}
     assert "status" not in found
