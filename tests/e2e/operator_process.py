@@ -65,8 +65,10 @@ def install_api(cluster: LocalCluster, *namespaces: str) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/inferenceservices.serving.sloscale.io")
-    for namespace in namespaces:
-        cluster.kubectl("create", "namespace", namespace, check=False)
+    for namespace in namespaces:  # fresh, also on a cluster reused between runs
+        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
+                        timeout=120)
+        cluster.kubectl("create", "namespace", namespace)
 
 
 def wait_ready(cluster: LocalCluster, namespace: str, name: str, timeout_s: int = 120) -> None:
