@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden
+.PHONY: demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,3 +58,6 @@ crds: venv ## regenerate crds/ from the InferenceService schema (operator/slosca
 
 golden: venv ## rewrite the rendering golden files (tests/unit/golden/) for review in the diff
 	SLOSCALE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/unit/test_render_golden.py
+
+bench-operator: install ## time the operator: N InferenceServices to Ready, drift repair latency
+	@$(PY) -m tests.e2e.bench_operator 20 5

@@ -58,3 +58,20 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 90, what: str = "c
 def get_json(cluster: LocalCluster, *args: str) -> dict[str, Any] | None:
     result = cluster.kubectl("get", *args, "-o", "json", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def install_api(cluster: LocalCluster, *namespaces: str) -> None:
+    """The InferenceService CRD from crds/, established, and the namespaces a test uses."""
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/inferenceservices.serving.sloscale.io")
+    for namespace in namespaces:  # fresh, also on a cluster reused between runs
+        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
+                        timeout=120)
+        cluster.kubectl("create", "namespace", namespace)
+
+
+def wait_ready(cluster: LocalCluster, namespace: str, name: str, timeout_s: int = 120) -> None:
+    """`kubectl wait --for=condition=Ready`, the way a user waits."""
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", f"--timeout={timeout_s}s",
+                    f"inferenceservice/{name}", timeout=timeout_s + 10)

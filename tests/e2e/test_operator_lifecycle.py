@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from hack.localcluster.cluster import LocalCluster
-from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
+from tests.e2e.operator_process import (
+    ROOT,
+    OperatorProcess,
+    get_json,
+    install_api,
+    wait_for,
+)
+from tests.e2e.operator_process import wait_ready as wait_ready_in
 
 pytestmark = pytest.mark.e2e
 NS = "e2e-operator"
@@ -27,12 +34,13 @@ def service_names(path: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[OperatorProcess]:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/inferenceservices.serving.sloscale.io")
-    cluster.kubectl("create", "namespace", NS, check=False)
+    install_api(cluster, NS)
+    # The Prometheus Operator's CRD, reduced to its name: ServiceMonitors are rendered only
+    # where it exists.
+    cluster.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent /
+                                                         "servicemonitor-crd.yaml"))
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, log).start()
+    process = OperatorProcess(cluster, log, "--namespace", NS).start()
     try:
         yield process
     finally:
@@ -41,8 +49,7 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 
 
 def wait_ready(cluster: LocalCluster, name: str, timeout_s: int = 120) -> None:
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", f"--timeout={timeout_s}s",
-                    f"inferenceservice/{name}", timeout=timeout_s + 10)
+    wait_ready_in(cluster, NS, name, timeout_s)
 
 
 def condition(cluster: LocalCluster, name: str, kind: str) -> dict[str, Any] | None:
@@ -75,7 +82,22 @@ def test_every_example_becomes_ready_with_owned_children(
         assert status["url"] == f"http://{name}.{NS}.svc:8000"
         assert status["selector"] == f"{LABEL}={name}"
         assert status["readyReplicas"] == status["desiredReplicas"]
+        annotations = isvc["metadata"].get("annotations", {})
+        assert "serving.sloscale.io/last-handled-configuration" in annotations
+        assert not [key for key in annotations if key.startswith("kopf.zalando.org")]
     operator.assert_alive()
+
+
+def test_servicemonitor_scrapes_the_metrics_port(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: with the Prometheus Operator installed, each service gets a ServiceMonitor."""
+    wait_ready(cluster, "echo-python")
+    monitor = get_json(cluster, "-n", NS, "servicemonitor", "echo-python")
+    assert monitor is not None
+    assert monitor["spec"]["selector"]["matchLabels"] == {LABEL: "echo-python"}
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    isvc = get_json(cluster, "-n", NS, "inferenceservice", "echo-python") or {}
+    assert monitor["metadata"]["ownerReferences"][0]["uid"] == isvc["metadata"]["uid"]
 
 
 def sloscale_owns_replicas(cluster: LocalCluster, name: str) -> bool:
@@ -100,6 +122,49 @@ def test_replicas_left_to_autoscaler_when_autoscaling(
                     input=patch)
     wait_ready(cluster, "bert-onnx")
     assert (get_json(cluster, "-n", NS, "deployment", "bert-onnx") or {})["spec"]["replicas"] == 2
+
+
+def patch_spec(cluster: LocalCluster, name: str, spec: dict[str, Any]) -> None:
+    cluster.kubectl("patch", "-n", NS, "inferenceservice", name, "--type=merge",
+                    "-p", json.dumps({"spec": spec}))
+
+
+def deployment_replicas(cluster: LocalCluster, name: str) -> int:
+    return int((get_json(cluster, "-n", NS, "deployment", name) or {})["spec"]["replicas"])
+
+
+def test_enabling_autoscaling_keeps_running_replicas(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: I turn autoscaling on; the running replicas stay until the autoscaler acts."""
+    wait_ready(cluster, "resnet-pytorch")
+    patch_spec(cluster, "resnet-pytorch", {"replicas": 3})
+    wait_for(lambda: deployment_replicas(cluster, "resnet-pytorch") == 3, what="3 replicas")
+    patch_spec(cluster, "resnet-pytorch", {"autoscaling": {
+        "enabled": True, "minReplicas": 2, "objective": {"targetMs": 40}}})
+    wait_for(lambda: not sloscale_owns_replicas(cluster, "resnet-pytorch"),
+             what="replicas handed to the autoscaler")
+    assert deployment_replicas(cluster, "resnet-pytorch") == 3
+    patch_spec(cluster, "resnet-pytorch", {"replicas": 2, "autoscaling": {"enabled": False}})
+    wait_for(lambda: sloscale_owns_replicas(cluster, "resnet-pytorch")
+             and deployment_replicas(cluster, "resnet-pytorch") == 2,
+             what="replicas back with sloscale")
+    wait_ready(cluster, "resnet-pytorch")
+
+
+def test_child_the_api_refuses_is_a_condition_not_a_crash(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """Story: a bad affinity fails only that service, with the API server's reason."""
+    manifest = {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
+                "metadata": {"name": "bad-affinity", "namespace": NS},
+                "spec": {"model": {"name": "m", "storageUri": "s3://bucket/m"},
+                         "runtime": {"affinity": {"nodeAffinity": "not-an-object"}}}}
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
+    ready = wait_for(lambda: (c := condition(cluster, "bad-affinity", "Ready")) and
+                     c["reason"] == "ApplyFailed" and c, what="ApplyFailed condition")
+    assert "Deployment bad-affinity" in ready["message"]
+    wait_ready(cluster, "echo-python")  # the others are untouched
+    operator.assert_alive()
+    cluster.kubectl("delete", "-n", NS, "inferenceservice", "bad-affinity")
 
 
 def test_pdb_follows_replicas(cluster: LocalCluster, operator: OperatorProcess) -> None:
@@ -172,6 +237,8 @@ def test_missing_secret_is_a_condition_then_heals(
           "autoscaling": {"objective": {"targetMs": -1}}}, "spec.autoscaling.objective.targetMs"),
         ({"model": {"name": "m", "storageUri": "s3://bucket/m"}, "replicas": -1},
          "spec.replicas"),
+        ({"model": {"name": "m", "storageUri": "s3://bucket/m"},
+          "runtime": {"shmSize": "lots"}}, "spec.runtime.shmSize"),
     ],
 )
 def test_admission_rejects_invalid_objects_naming_the_field(

@@ -35,7 +35,10 @@ def extra_objects() -> dict[str, dict[str, Any]]:
             "model": {"name": "m", "storageUri": "s3://bucket/m"},
             "runtime": {"resources": {"requests": {"nvidia.com/gpu": "1"}},
                         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
-                        "affinity": {"nodeAffinity": {}}, "priorityClassName": "gpu-high"}}},
+                        "affinity": {"nodeAffinity": {}}, "priorityClassName": "gpu-high",
+                        "podLabels": {"team": "vision",
+                                      "serving.sloscale.io/inferenceservice": "spoof"},
+                        "podAnnotations": {"pod-ready.stage.kwok.x-k8s.io/delay": "30s"}}}},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sloscale.api.spec import SpecError, parse_spec
+from sloscale.api.spec import SpecError, parse_object, parse_spec
 
 MODEL = {"name": "m", "storageUri": "s3://bucket/m"}
 
@@ -85,3 +85,17 @@ def test_parse_does_not_mutate_input() -> None:
     raw = spec()
     parse_spec(raw)
     assert raw == spec()
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("resnet", True), ("a", True), ("bert-onnx-2", True), ("1bad", False), ("Caps", False),
+     ("ends-", False), ("x" * 63, True), ("x" * 64, False), ("dot.ted", False)],
+)
+def test_object_name_must_fit_a_service_name(name: str, valid: bool) -> None:
+    body = {"metadata": {"name": name}, "spec": spec()}
+    if valid:
+        assert parse_object(body).model.name == "m"
+    else:
+        with pytest.raises(SpecError, match="metadata.name: metadata.name must be a DNS-1035"):
+            parse_object(body)

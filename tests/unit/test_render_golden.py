@@ -65,13 +65,22 @@ def test_gpu_toleration(case: str, gpu_tolerations: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("case", "init_containers", "repository"),
-    [("example-pytorch-resnet", 1, "/mnt/models"), ("pvc-mounted", 0, "/mnt/models/models/m")],
+    ("case", "init_containers", "sub_path"),
+    [("example-pytorch-resnet", 1, None), ("pvc-mounted", 0, "models/m")],
 )
-def test_storage(case: str, init_containers: int, repository: str) -> None:
+def test_storage(case: str, init_containers: int, sub_path: str | None) -> None:
     pod = render_case(case)[0]["spec"]["template"]["spec"]
     assert len(pod.get("initContainers", [])) == init_containers
-    assert f"--model-repository={repository}" in triton(case)["args"]
+    assert "--model-repository=/mnt/models" in triton(case)["args"]
+    mount = triton(case)["volumeMounts"][0]
+    assert (mount["mountPath"], mount.get("subPath")) == ("/mnt/models", sub_path)
+
+
+def test_user_pod_metadata_merged_ours_win() -> None:
+    pod = render_case("user-gpu-toleration-kept")[0]["spec"]["template"]["metadata"]
+    assert pod["labels"]["team"] == "vision"
+    assert pod["labels"]["serving.sloscale.io/inferenceservice"] == "tol"
+    assert pod["annotations"]["pod-ready.stage.kwok.x-k8s.io/delay"] == "30s"
 
 
 def test_every_child_owned_and_labelled() -> None:

@@ -30,14 +30,16 @@ def strings(value: Any) -> list[str]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(HOSTILE)
-def test_hostile_text_keeps_structure_and_survives_intact(text: str) -> None:
-    rendered = render_sample(TEMPLATES, text)
+@given(HOSTILE, HOSTILE)
+def test_hostile_text_keeps_structure_and_survives_intact(text: str, name: str) -> None:
+    rendered = render_sample(TEMPLATES, text, name)
     assert [shape(m) for m in rendered] == PLAIN_SHAPE
     leaves = [s for m in rendered for s in strings(m)]
     # empty text is "unset" and may drop a field, hence .filter(bool) above
-    # image, two args, env value, node selector, toleration, affinity, priority class, secret
-    assert leaves.count(text) >= 9
+    # image, two args, env value, node selector, toleration, affinity, priority class, secret,
+    # pod label, pod annotation
+    assert leaves.count(text) >= 11
+    assert name in leaves
 
 
 @settings(max_examples=300, deadline=None)

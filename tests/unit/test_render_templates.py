@@ -33,7 +33,7 @@ def broken(name: str, text: str) -> dict[str, str]:
         (broken(DEPLOYMENT, SHIPPED[DEPLOYMENT].replace("kind: Deployment", "kind: StatefulSet")),
          "must render a Deployment"),
         (broken(DEPLOYMENT, SHIPPED[DEPLOYMENT].replace(
-            "    metadata:\n      labels: {{ labels | tojson }}",
+            "    metadata:\n      labels: {{ pod_labels | tojson }}",
             "    metadata:\n      labels: {}")),
          "pod labels must include"),
         (broken(SERVICE, "{{ ''.__class__.__mro__ }}"), "unsafe"),

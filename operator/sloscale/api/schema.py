@@ -62,6 +62,17 @@ STORAGE_URI_RULE = Rule(
 )
 
 
+# The name becomes the Service's, which must be a DNS-1035 label.
+SERVICE_NAME_RE = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+NAME_RULE = Rule(
+    cel=f"self.metadata.name.matches(r'{SERVICE_NAME_RE}')",
+    message="metadata.name must be a DNS-1035 label (a-z, 0-9, '-', at most 63 characters, "
+    "starting with a letter): it names the Service",
+    check=lambda node: re.match(SERVICE_NAME_RE, node.get("metadata", {}).get("name", ""))
+    is not None,
+)
+
+
 def model_schema() -> Schema:
     return obj(
         "The model Triton serves and where its model repository is fetched from.",
@@ -161,6 +172,11 @@ def runtime_schema() -> Schema:
             ),
             "affinity": free_object("Pod affinity rules (a Kubernetes Affinity)."),
             "priorityClassName": string("PriorityClass of the pods.", maxLength=253),
+            "podLabels": string_map("Extra labels of the pods (sloscale's own labels win)."),
+            "podAnnotations": string_map(
+                "Extra annotations of the pods, e.g. for a service mesh or a simulated cold "
+                "start (sloscale's own annotations win)."
+            ),
             "shmSize": quantity("Size of /dev/shm (a memory-backed emptyDir).", default="1Gi"),
             "startupSeconds": integer(
                 "How long Triton may take to load its models before it is restarted.",
@@ -390,4 +406,5 @@ def root_schema() -> Schema:
             "status": status_schema(),
         },
         required=("spec",),
+        rules=(NAME_RULE,),
     )

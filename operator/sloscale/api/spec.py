@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import copy
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
-from sloscale.api.schema import spec_schema
+from sloscale.api.schema import NAME_RULE, spec_schema
 from sloscale.api.validate import apply_defaults, validate
 
 GPU_RESOURCE = "nvidia.com/gpu"
+T = TypeVar("T")
 
 
 class SpecError(ValueError):
@@ -40,6 +42,8 @@ class RuntimeSpec:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     affinity: dict[str, Any] | None = None
     priority_class_name: str | None = None
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def gpus(self) -> str | int | None:
@@ -87,38 +91,36 @@ def parse_spec(raw: Any) -> InferenceServiceSpec:
     )
 
 
+def parse_object(body: dict[str, Any]) -> InferenceServiceSpec:
+    """parse_spec, plus the object-level rules (the name becomes the Service's)."""
+    if not NAME_RULE.check(body):
+        raise SpecError([f"metadata.name: {NAME_RULE.message}"])
+    return parse_spec(body.get("spec"))
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _typed(cls: type[T], source: dict[str, Any], **fixed: Any) -> T:
+    """Build a spec dataclass from its camelCase fields (`startup_s` reads startupSeconds)."""
+    values = dict(fixed)
+    for item in fields(cls):  # type: ignore[arg-type]
+        key = _camel(item.name.removesuffix("_s") + "_seconds") if item.name.endswith("_s") \
+            else _camel(item.name)
+        if item.name not in values and key in source:
+            values[item.name] = copy.copy(source[key])
+    return cls(**values)
+
+
 def _model(raw: dict[str, Any]) -> ModelSpec:
-    return ModelSpec(
-        name=raw["name"],
-        storage_uri=raw["storageUri"],
-        format=raw.get("format"),
-        version=raw.get("version"),
-        credentials_secret_name=raw.get("credentialsSecretName"),
-    )
+    return _typed(ModelSpec, raw)
 
 
 def _runtime(raw: dict[str, Any]) -> RuntimeSpec:
-    return RuntimeSpec(
-        image=raw["image"],
-        shm_size=raw["shmSize"],
-        startup_s=raw["startupSeconds"],
-        args=list(raw.get("args", [])),
-        resources=dict(raw.get("resources", {})),
-        env=list(raw.get("env", [])),
-        node_selector=dict(raw.get("nodeSelector", {})),
-        tolerations=list(raw.get("tolerations", [])),
-        affinity=raw.get("affinity"),
-        priority_class_name=raw.get("priorityClassName"),
-    )
+    return _typed(RuntimeSpec, raw)
 
 
 def _autoscaling(raw: dict[str, Any]) -> AutoscalingSpec:
-    return AutoscalingSpec(
-        enabled=raw["enabled"],
-        mode=raw["mode"],
-        min_replicas=raw["minReplicas"],
-        max_replicas=raw["maxReplicas"],
-        policy=raw["policy"],
-        interval=raw["interval"],
-        raw=raw,
-    )
+    return _typed(AutoscalingSpec, raw, raw=raw)

@@ -58,17 +58,18 @@ class Kube:
             return None
         return dict(found.to_dict())
 
-    def apply(self, manifest: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Server-side apply under a field manager; forced so hand edits are put back."""
+    def apply(self, manifest: dict[str, Any],
+              field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply under our field manager; forced so hand edits are put back."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         try:
             applied = self.dynamic.server_side_apply(
                 resource, body=manifest, field_manager=field_manager, force_conflicts=True
             )
         except ApiException as error:
-            if error.status is not None and 400 <= error.status < 500 and error.status != 429:
-                raise ApplyError(_server_message(error, manifest)) from error
-            raise
+            # Any refusal, 4xx or the 500 some type errors get, is reported and retried
+            # with backoff by the caller.
+            raise ApplyError(_server_message(error, manifest)) from error
         return dict(applied.to_dict())
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:

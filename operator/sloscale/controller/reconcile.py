@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sloscale.api import SERVICE_LABEL
-from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_spec
+from sloscale.api import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER, SERVICE_LABEL
+from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_object
 from sloscale.api.status import Observed, Problem, compute_status
 from sloscale.render.renderer import Manifest, render_children
 from sloscale.render.templates import TemplateError, TemplateSet
@@ -32,7 +32,8 @@ class ApplyError(Exception):
 class Cluster(Protocol):
     def get(self, api_version: str, kind: str, namespace: str,
             name: str) -> dict[str, Any] | None: ...
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+    def apply(self, manifest: dict[str, Any],
+              field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
@@ -53,22 +54,50 @@ class Outcome:
     permanent: bool  # retrying cannot help until the object changes
 
 
-def _content(obj: dict[str, Any]) -> dict[str, Any]:
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
     """An object without what changes on every write or by others' controllers (status)."""
     volatile = ("resourceVersion", "managedFields", "generation")
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in volatile}
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
+def owns_replicas(deployment: dict[str, Any], manager: str) -> bool:
+    """Whether `manager` owns spec.replicas according to the managed fields."""
+    for entry in deployment.get("metadata", {}).get("managedFields") or []:
+        fields = (entry.get("fieldsV1") or {}).get("f:spec", {})
+        if entry.get("manager") == manager and "f:replicas" in fields:
+            return True
+    return False
+
+
+def _hand_replicas_to_autoscaler(cluster: Cluster, child: Manifest,
+                                 before: dict[str, Any] | None) -> None:
+    """Autoscaling was just enabled: give the current replicas to the autoscaler's manager.
+
+    Dropping a field we alone own from our apply would reset it to the default (1); with
+    the autoscaler as co-owner first, the running replica count stays.
+    """
+    if child["kind"] != "Deployment" or "replicas" in child["spec"] or before is None:
+        return
+    if not owns_replicas(before, FIELD_MANAGER):
+        return
+    meta = child["metadata"]
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                   "spec": {"replicas": before["spec"]["replicas"]}},
+                  field_manager=AUTOSCALER_FIELD_MANAGER)
+
+
 def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
     for child in children:
         meta = child["metadata"]
         before = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
+        _hand_replicas_to_autoscaler(cluster, child, before)
         after = cluster.apply(child)
         what = f"{child['kind']} {meta['name']}"
         if before is None:
             post("Normal", "Created", f"created {what}")
-        elif _content(before) != _content(after):
+        elif comparable(before) != comparable(after):
             post("Normal", "Updated", f"put back or changed {what}")
 
 
@@ -132,7 +161,7 @@ def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: 
     name, namespace = meta["name"], meta["namespace"]
     problem, permanent, desired = None, False, 0
     try:
-        spec = parse_spec(body.get("spec"))
+        spec = parse_object(body)
         desired = spec.replicas
         _converge(cluster, settings, body, spec, post)
     except SpecError as error:

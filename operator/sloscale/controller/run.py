@@ -41,12 +41,18 @@ def run(args: argparse.Namespace) -> int:
     from sloscale.controller.templates import load_configured_templates
     from sloscale.render.templates import TemplateError
 
-    kube = Kube()
+    kube: Kube | None = None
+
+    def read_configmap(namespace: str, name: str) -> dict[str, str]:
+        return (kube or Kube()).config_map_data(namespace, name)
+
     try:
-        templates = load_configured_templates(kube, args.templates, args.templates_configmap)
+        templates = load_configured_templates(args.templates, args.templates_configmap,
+                                              read_configmap)
     except TemplateError as error:
         print(f"sloscale run: {error}", file=sys.stderr)
         return 2
+    kube = Kube()
     handlers.Wiring.kube = kube
     handlers.Wiring.settings = Settings(templates, args.storage_initializer_image)
     kopf.configure(verbose=args.verbose)

@@ -36,6 +36,7 @@ def sample_spec(text: str) -> InferenceServiceSpec:
             "image": text, "args": [text, text], "priorityClassName": text,
             "env": [{"name": "SAMPLE", "value": text}],
             "nodeSelector": {"pool": text},
+            "podLabels": {"team": text}, "podAnnotations": {"note": text},
             "tolerations": [{"key": "team", "operator": "Equal", "value": text}],
             "affinity": {"nodeAffinity": {"note": text}},
             "resources": {"limits": {"nvidia.com/gpu": 1}},
@@ -53,16 +54,16 @@ def shape(value: Any) -> Any:
     return "<str>" if isinstance(value, str) else value
 
 
-def render_sample(templates: TemplateSet, text: str) -> list[Manifest]:
+def render_sample(templates: TemplateSet, text: str, name: str = "sample") -> list[Manifest]:
     options = RenderOptions(servicemonitor=True)
-    return render_children("sample", "sample-ns", "0000", sample_spec(text), templates, options)
+    return render_children(name, "sample-ns", "0000", sample_spec(text), templates, options)
 
 
 def check_contract(templates: TemplateSet) -> None:
     """Raise TemplateError when the set breaks the contract."""
     plain = render_sample(templates, "plain")
     try:
-        hostile = render_sample(templates, HOSTILE)
+        hostile = render_sample(templates, HOSTILE, HOSTILE)
     except TemplateError as error:
         raise TemplateError(f"{error}; it rendered with plain values but not with a hostile "
                             "value: pass every value through `| tojson`") from error

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sloscale.api import SERVICE_LABEL
+from sloscale.api import GROUP, SERVICE_LABEL
 from sloscale.api.spec import GPU_RESOURCE, InferenceServiceSpec
 
 MODEL_REPOSITORY = "/mnt/models"
@@ -89,6 +89,13 @@ def wants_pdb(spec: InferenceServiceSpec) -> bool:
     return low > 1
 
 
+def model_annotations(spec: InferenceServiceSpec) -> dict[str, str]:
+    notes = {f"{GROUP}/model-format": spec.model.format or "unspecified"}
+    if spec.model.version:
+        notes[f"{GROUP}/model-version"] = spec.model.version
+    return notes
+
+
 def build_values(
     name: str, namespace: str, spec: InferenceServiceSpec, options: RenderOptions
 ) -> dict[str, Any]:
@@ -102,8 +109,6 @@ def build_values(
     }
     model_repository = MODEL_REPOSITORY
     store = storage(spec, options)
-    if store["mode"] == "pvc" and store["path"]:
-        model_repository = f"{MODEL_REPOSITORY}/{store['path']}"
     return {
         "name": name,
         "namespace": namespace,
@@ -124,7 +129,8 @@ def build_values(
                   "storage_uri": model.storage_uri},
         "model_repository": model_repository,
         "storage": store,
-        "pod_annotations": {"serving.sloscale.io/model-format": model.format or "unspecified"},
+        "pod_labels": {**spec.runtime.pod_labels, **labels},
+        "pod_annotations": {**spec.runtime.pod_annotations, **model_annotations(spec)},
         "pod_security_context": {
             "runAsNonRoot": True, "runAsUser": TRITON_UID, "runAsGroup": TRITON_UID,
             "fsGroup": TRITON_UID, "seccompProfile": {"type": "RuntimeDefault"},
