@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def demo_service(slo_ms: float, cold_start_s: float) -> dict:
+def demo_service(slo_ms: float, cold_start_s: float, capacity_rps: float) -> dict:
     """The InferenceService the demo applies: the shipped example's shape, time-compressed."""
     return {
         "apiVersion": "serving.sloscale.io/v1alpha1",
@@ -68,6 +69,8 @@ def demo_service(slo_ms: float, cold_start_s: float) -> dict:
                 "coldStartSeconds": cold_start_s,
                 "scaleUp": {"stabilizationSeconds": 0, "maxStep": 8},
                 "scaleDown": {"stabilizationSeconds": round(300 / COMPRESSION), "maxStep": 2},
+                # What `sloscale runtime profile` measures for this model at the objective.
+                "capacityProfile": {"maxRpsPerReplica": round(capacity_rps, 1)},
             },
         },
     }
@@ -123,10 +126,11 @@ class Demo:
 
     def start_operator(self, cluster: LocalCluster, prometheus_url: str) -> None:
         log = open(self.out / "operator.log", "w")  # noqa: SIM115 - lives with the process
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         env = {**cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "sloscale", "run", "--prometheus-url", prometheus_url,
-             "--metrics-address", f"127.0.0.1:{free_port()}", "--autoscaler-tick-s", "1"],
+             "--metrics-address", self.metrics_url.split("/")[2], "--autoscaler-tick-s", "1"],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         self.stack.append(lambda: (proc.terminate(), proc.wait(timeout=20)))
@@ -148,7 +152,7 @@ class Demo:
             ready = int((dep.get("status") or {}).get("readyReplicas", 0) or 0)
         now = runner.elapsed_s()
         window = runner.arrivals_s[(runner.arrivals_s > now - 5) & (runner.arrivals_s <= now)]
-        observed = (autoscaling.get("observed") or {}).get("latencyMs", float("nan"))
+        observed = self._observed_latency_ms()
         last = (autoscaling.get("lastDecision") or {}).get("reason", "")
         tl = self.timeline
         tl.t.append(now)
@@ -163,12 +167,25 @@ class Demo:
             flush=True,
         )
 
+    def _observed_latency_ms(self) -> float:
+        """The latency the autoscaler saw last, from the operator's own /metrics."""
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=2) as response:
+                page = response.read().decode()
+        except OSError:
+            return float("nan")
+        for line in page.splitlines():
+            if line.startswith("sloscale_observed_latency_ms{") and f'"{NAME}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return float("nan")
+
     def run(self) -> int:
         try:
             cluster = self.start_cluster()
             runner, prometheus_url = self.start_emulator_and_prometheus(cluster)
             self.start_operator(cluster, prometheus_url)
-            manifest = demo_service(self.args.slo_ms, 60.0 / COMPRESSION)
+            capacity = ServiceModel().capacity_at(self.args.slo_ms)
+            manifest = demo_service(self.args.slo_ms, 60.0 / COMPRESSION, capacity)
             (self.out / "inferenceservice.json").write_text(json.dumps(manifest, indent=2))
             cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
             cluster.kubectl("wait", "--for=condition=Ready", f"inferenceservice/{NAME}",
