@@ -36,6 +36,8 @@ class SloParams:
     # A breach multiplies the ready count by latency/target, clamped to these factors.
     breach_min_factor: float = 1.5
     breach_max_factor: float = 3.0
+    # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
+    min_breach_requests: float = 20.0
     # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
     down_step_fraction: float = 0.1
     # Latency under this share of the target counts as evidence the replicas are not saturated.
@@ -127,6 +129,8 @@ class SloPolicy:
         if state.capacity_rps is None and spec.capacityRpsPerReplica:
             state.capacity_rps = spec.capacityRpsPerReplica
         latency_ms = objective_value(snapshot, spec)
+        if latency_ms is None and snapshot.rps == 0 and not snapshot.pending:
+            latency_ms = 0.0  # no traffic at all: nothing is slow
         if snapshot.rps is None or latency_ms is None:
             return hold(replicas, spec, "no metrics: holding")
         target_ms = spec.objective.targetMs
@@ -142,7 +146,9 @@ class SloPolicy:
                                          latency_ms, target_ms, params)
         demand = snapshot.rps + (snapshot.pending or 0.0) / params.backlog_drain_s
         self._remember(demand, now, spec)
-        breach = latency_ms > target_ms
+        # A percentile of a handful of requests is noise, not an emergency.
+        window_s = self.metrics_window_s or spec.objective.window
+        breach = latency_ms > target_ms and snapshot.rps * window_s >= params.min_breach_requests
         if breach:
             state.last_breach = now
         desired, reason = self._target(demand, latency_ms, breach, replicas, spec, now)
