@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sloscale.autoscale.policies import AutoscalingSpec, ReplicaState, Snapshot
 from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings, KpaState, concurrency, scale
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
 from sloscale.autoscale.policies.slo import SloParams, SloPolicy, learn_capacity, trend_rps_per_s
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from sloscale.sim.traces import TraceError, load_trace, stretch, tile
 
-TRACES = Path("/work/shared/traces")
+# The shared traces sit beside the checkout (../shared/traces), as the Makefile expects.
+TRACES = Path(os.environ.get("SLOSCALE_TRACES",
+                             Path(__file__).resolve().parents[3] / "shared" / "traces"))
 
 
 @pytest.mark.parametrize(
