@@ -61,8 +61,9 @@ def test_rising_demand_is_provisioned_a_cold_start_ahead() -> None:
     for step, rps in enumerate([40.0, 50.0, 60.0, 70.0]):
         now = 15.0 * step
         desired = policy.decide(snap(now, rps), ReplicaState(9, 9), SPEC, now).desired_replicas
-    # slope 2/3 rps per s over the horizon 75 s: 70 + 50 = 120 rps -> 15 replicas
-    assert desired == 15
+    # slope 2/3 rps per s over the horizon 75 s adds 50 rps, capped at half the demand (35):
+    # 105 rps at 8 per replica -> 14 replicas (70 rps alone would need 9)
+    assert desired == 14
 
 
 def test_scale_down_waits_for_the_peak_to_pass_then_steps() -> None:

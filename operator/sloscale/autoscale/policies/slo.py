@@ -29,12 +29,16 @@ class SloParams:
     # Trend fit over this window; demand is extrapolated by coldStart + interval, because a pod
     # asked for now only serves after that.
     trend_window_s: float = 120.0
+    # A noisy slope must not double the fleet: the look-ahead adds at most this share of demand.
+    max_forecast_rise: float = 0.5
     # Queued requests should drain within this, so a backlog adds pending/drain_s to demand.
     backlog_drain_s: float = 30.0
     # More queued requests than this per ready replica is a backlog, not a slow replica.
     backlog_per_replica: float = 4.0
-    # A breach multiplies the ready count by latency/target, clamped to these factors.
-    breach_min_factor: float = 1.5
+    # A breach multiplies the ready count by (latency/target)^exponent, clamped to these
+    # factors: latency grows faster than linearly near saturation, so must the response.
+    breach_exponent: float = 2.0
+    breach_min_factor: float = 1.2
     breach_max_factor: float = 3.0
     # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
     min_breach_requests: float = 20.0
@@ -183,11 +187,13 @@ class SloPolicy:
         per_replica = capacity * params.target_utilization
         horizon_s = spec.coldStartSeconds + spec.interval
         recent = [s for s in state.demand if s[0] > now - params.trend_window_s]
-        forecast = demand + max(0.0, trend_rps_per_s(recent)) * horizon_s
+        rise = max(0.0, trend_rps_per_s(recent)) * horizon_s
+        forecast = demand + min(rise, demand * params.max_forecast_rise)
         needed = ceil_div(forecast, per_replica)
         if breach:
+            ratio = latency_ms / spec.objective.targetMs
             factor = min(params.breach_max_factor,
-                         max(params.breach_min_factor, latency_ms / spec.objective.targetMs))
+                         max(params.breach_min_factor, ratio ** params.breach_exponent))
             urgent = max(needed, math.ceil(max(replicas.ready, 1) * factor))
             if urgent > replicas.current:
                 return urgent, f"breach: {latency_ms:.0f}ms > {spec.objective.targetMs:.0f}ms"
