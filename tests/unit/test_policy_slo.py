@@ -77,7 +77,7 @@ def test_scale_down_waits_for_the_peak_to_pass_then_steps() -> None:
         history.append(current)
     assert history[:9] == [20] * 9  # the 160 rps peak (20 pods) is inside the 120 s window
     drops = [a - b for a, b in zip(history, history[1:], strict=False) if b < a]
-    assert drops and max(drops) <= 2  # 10% of 20 per decision at most
+    assert drops and max(drops) <= 1  # 5% of 20 per decision at most
     assert history[-1] == 3  # ceil(20 / 8)
 
 
@@ -133,3 +133,21 @@ def test_state_copy_replays_the_same_decisions() -> None:
         now, snapshot = 15.0 * step, snap(15.0 * step, 60.0 - step, latency_ms=50.0 * step)
         assert (policy.decide(snapshot, ReplicaState(6, 6), SPEC, now)
                 == twin.decide(snapshot, ReplicaState(6, 6), SPEC, now))
+
+
+def test_breach_soon_after_a_scale_down_widens_the_scale_down_window() -> None:
+    policy = SloPolicy()
+    current = 20
+    for step in range(12):  # calm at 40 rps: steps down after the 120 s window
+        now = 15.0 * step
+        current = policy.decide(snap(now, 40.0), ReplicaState(current, current), SPEC,
+                                now).desired_replicas
+    assert current < 20 and policy.state.last_scale_down is not None
+    policy.decide(snap(180.0, 40.0, latency_ms=400.0), ReplicaState(current, current), SPEC,
+                  180.0)
+    assert policy.state.down_window_s == 240.0
+    for step in range(13, 200):  # a long calm spell halves it back to the spec's
+        now = 15.0 * step
+        current = policy.decide(snap(now, 40.0), ReplicaState(current, current), SPEC,
+                                now).desired_replicas
+    assert policy.state.down_window_s == 120.0

@@ -43,11 +43,17 @@ class SloParams:
     # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
     min_breach_requests: float = 20.0
     # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
-    down_step_fraction: float = 0.1
+    down_step_fraction: float = 0.05
     # Latency under this share of the target counts as evidence the replicas are not saturated.
     healthy_latency_fraction: float = 0.8
+    # Latency above this multiple of the target is queueing, not a replica's speed at this load.
+    queueing_latency_factor: float = 2.0
     # One breach lowers the learned capacity by at most this factor.
     max_capacity_cut: float = 0.8
+    # A breach soon after a scale-down doubles the scale-down window (up to the max): bursty
+    # services keep capacity between bursts; the window halves back after a calm spell.
+    regret_s: float = 600.0
+    max_down_window_s: float = 900.0
     # Learn only once the ready count has been steady this long: the latency window must
     # describe the replicas we have, not the fewer we had before.
     settle_s: float = 30.0
@@ -66,6 +72,9 @@ class SloState:
     demand: list[tuple[float, float]] = field(default_factory=list)  # (time, demand rps)
     last_breach: float | None = None
     last_scale_up: float | None = None
+    last_scale_down: float | None = None
+    down_window_s: float | None = None  # adaptive, starts at the spec's
+    window_changed: float = 0.0
     schedulable_ceiling: int | None = None
     ceiling_since: float = 0.0
 
@@ -89,12 +98,13 @@ def learn_capacity(
 ) -> float | None:
     """Update rps/replica at target: a breach at load x bounds it below x, a healthy x above.
 
-    A breach with a backlog says nothing about capacity (the queue, not the load, is slow).
+    A breach with a backlog, or far above the target, says nothing about capacity: a queue
+    (perhaps already drained, the window is older than now) made it slow, not this load.
     """
     if load_per_replica <= 0:
         return capacity
     if latency_ms > target_ms:
-        if backlog:
+        if backlog or latency_ms > target_ms * params.queueing_latency_factor:
             return capacity
         ceiling = load_per_replica * 0.95
         if capacity is None:
@@ -153,29 +163,50 @@ class SloPolicy:
         # A percentile of a handful of requests is noise, not an emergency.
         window_s = self.metrics_window_s or spec.objective.window
         breach = latency_ms > target_ms and snapshot.rps * window_s >= params.min_breach_requests
+        self._adapt_down_window(breach, now, spec)
         if breach:
             state.last_breach = now
-        desired, reason = self._target(demand, latency_ms, breach, replicas, spec, now)
+        desired, reason = self._target(demand, latency_ms, breach, snapshot.pending or 0.0,
+                                       replicas, spec, now)
         desired = self._respect_schedulable(desired, replicas, now)
         desired = spec.clamp(desired)
         if desired > replicas.current:
             state.last_scale_up = now
+        elif desired < replicas.current:
+            state.last_scale_down = now
         return Decision(desired, reason, {
             "demand_rps": demand, "capacity_rps": state.capacity_rps, "latency_ms": latency_ms,
         })
 
     def _remember(self, demand: float, now: float, spec: AutoscalingSpec) -> None:
-        keep_s = max(self.params.trend_window_s, self._down_window_s(spec))
+        keep_s = max(self.params.trend_window_s, self.params.max_down_window_s)
         self.state.demand = [s for s in self.state.demand if s[0] > now - keep_s]
         self.state.demand.append((now, demand))
 
-    def _down_window_s(self, spec: AutoscalingSpec) -> float:
+    def _base_down_window_s(self, spec: AutoscalingSpec) -> float:
         # A pod released and needed again within a cold start costs more than keeping it.
         return max(spec.scaleDown.stabilizationSeconds, spec.coldStartSeconds + spec.interval)
 
+    def _down_window_s(self, spec: AutoscalingSpec) -> float:
+        return self.state.down_window_s or self._base_down_window_s(spec)
+
+    def _adapt_down_window(self, breach: bool, now: float, spec: AutoscalingSpec) -> None:
+        state, params = self.state, self.params
+        base, window = self._base_down_window_s(spec), self._down_window_s(spec)
+        new_breach = breach and (state.last_breach is None
+                                 or now - state.last_breach > spec.interval * 1.5)
+        regretted = (state.last_scale_down is not None
+                     and now - state.last_scale_down <= params.regret_s)
+        if new_breach and regretted and now - state.window_changed >= window:
+            state.down_window_s = min(params.max_down_window_s, 2 * window)
+            state.window_changed = now
+        elif not breach and window > base and now - state.window_changed >= 2 * window:
+            state.down_window_s = max(base, window / 2)
+            state.window_changed = now
+
     def _target(
-        self, demand: float, latency_ms: float, breach: bool, replicas: ReplicaState,
-        spec: AutoscalingSpec, now: float,
+        self, demand: float, latency_ms: float, breach: bool, pending: float,
+        replicas: ReplicaState, spec: AutoscalingSpec, now: float,
     ) -> tuple[int, str]:
         state, params = self.state, self.params
         capacity = state.capacity_rps
@@ -190,7 +221,10 @@ class SloPolicy:
         rise = max(0.0, trend_rps_per_s(recent)) * horizon_s
         forecast = demand + min(rise, demand * params.max_forecast_rise)
         needed = ceil_div(forecast, per_replica)
-        if breach:
+        backlog = pending > max(replicas.ready, 1) * params.backlog_per_replica
+        # With pods already on the way and the queue drained, the breach is in the (older)
+        # window, not now: the pods asked for will fix it; do not multiply again.
+        if breach and (backlog or replicas.starting == 0):
             ratio = latency_ms / spec.objective.targetMs
             factor = min(params.breach_max_factor,
                          max(params.breach_min_factor, ratio ** params.breach_exponent))
