@@ -37,7 +37,9 @@ def test_steady_demand_sets_replicas_at_target_utilization(rps: float, expected:
     policy.state.started = -1e9
     current = 4
     policy.state.demand = [(t, rps) for t in (-200.0, -100.0)]  # a calm past at this rate
-    decision = policy.decide(snap(0.0, rps), ReplicaState(current, current), SPEC, 0.0)
+    # 190 ms: neither healthy nor breached, so the profile's capacity (10 rps) stays as it is
+    decision = policy.decide(snap(0.0, rps, latency_ms=190.0), ReplicaState(current, current),
+                             SPEC, 0.0)
     assert decision.desired_replicas == expected
 
 

@@ -148,8 +148,9 @@ class SloPolicy:
         if snapshot.rps is None or latency_ms is None:
             return hold(replicas, spec, "no metrics: holding")
         target_ms = spec.objective.targetMs
-        if replicas.ready != state.ready:
-            state.ready, state.ready_since = replicas.ready, now
+        if replicas.ready != state.ready:  # the first count seen has no known change
+            state.ready_since = now if state.ready >= 0 else -math.inf
+            state.ready = replicas.ready
         if replicas.ready > 0 and now - state.ready_since >= params.settle_s:
             backlog = (snapshot.pending or 0.0) > replicas.ready * params.backlog_per_replica
             state.capacity_rps = learn_capacity(
@@ -222,9 +223,10 @@ class SloPolicy:
         forecast = demand + min(rise, demand * params.max_forecast_rise)
         needed = ceil_div(forecast, per_replica)
         backlog = pending > max(replicas.ready, 1) * params.backlog_per_replica
-        # With pods already on the way and the queue drained, the breach is in the (older)
-        # window, not now: the pods asked for will fix it; do not multiply again.
-        if breach and (backlog or replicas.starting == 0):
+        # With pods on the way, or just arrived, and the queue drained, the breach is in the
+        # (older) window, not now: the pods asked for fix it; do not multiply again.
+        settled = now - state.ready_since >= params.settle_s
+        if breach and (backlog or (replicas.starting == 0 and settled)):
             ratio = latency_ms / spec.objective.targetMs
             factor = min(params.breach_max_factor,
                          max(params.breach_min_factor, ratio ** params.breach_exponent))
