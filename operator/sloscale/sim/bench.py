@@ -50,12 +50,18 @@ def verdicts(document: dict) -> list[str]:
     return lines
 
 
-def bench_trace(path: Path, args: argparse.Namespace, out: Path) -> dict:
+def _setup(args: argparse.Namespace) -> tuple[ServiceModel, AutoscalingSpec, SimConfig]:
+    """The benchmark's service model, spec (with its profiled capacity) and config."""
     service = ServiceModel()
     spec = AutoscalingSpec(maxReplicas=200, objective=Objective("p95", args.slo_ms),
                            coldStartSeconds=args.cold_start_s)
     config = SimConfig(ColdStart(args.cold_start_s), seed=args.seed)
-    spec = replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config))
+    return service, replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config)), \
+        config
+
+
+def bench_trace(path: Path, args: argparse.Namespace, out: Path) -> dict:
+    service, spec, config = _setup(args)
     base = load_trace(path)
     scale = rate_scale_for(base, spec.capacityRpsPerReplica or 1.0, args.peak_replicas)
     trace = stretch(base, 1.0, scale, np.random.default_rng(args.seed))
@@ -76,11 +82,7 @@ def bench_trace(path: Path, args: argparse.Namespace, out: Path) -> dict:
 
 def bench_speed(path: Path, args: argparse.Namespace) -> dict:
     """24 h and about 5 M requests from an hour-long trace: all policies plus the oracle."""
-    service = ServiceModel()
-    spec = AutoscalingSpec(maxReplicas=200, objective=Objective("p95", args.slo_ms),
-                           coldStartSeconds=args.cold_start_s)
-    config = SimConfig(ColdStart(args.cold_start_s), seed=args.seed)
-    spec = replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config))
+    service, spec, config = _setup(args)
     base = load_trace(path)
     time_scale = 86400.0 / base.duration_s
     rate_scale = round(5_000_000 / len(base.arrivals_s), 1)
