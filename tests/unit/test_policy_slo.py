@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
@@ -43,12 +44,21 @@ def test_steady_demand_sets_replicas_at_target_utilization(rps: float, expected:
     assert decision.desired_replicas == expected
 
 
-def test_breach_is_an_emergency_even_when_the_model_says_enough() -> None:
-    decision = SloPolicy().decide(snap(0.0, 30.0, latency_ms=900.0), ReplicaState(6, 6), SPEC,
-                                  0.0)
-    # 900/200 = 4.5x, clamped to 3x the ready pods
-    assert decision.desired_replicas == 18
-    assert decision.reason.startswith("breach")
+@pytest.mark.parametrize(
+    ("capacity", "latency_ms", "expected"),
+    [
+        (None, 900.0, 18),  # no model: (900/200)^2 clamped to 3x the 6 ready pods
+        (None, 210.0, 8),  # a mild breach: at least 1.2x -> ceil(7.2)
+        (10.0, 900.0, 6),  # the model needs ceil(30 / 8) = 4: the emergency stops at 1.5x that
+        (1.0, 900.0, 38),  # the model needs ceil(30 / 0.8) = 38, more than 3x ready: it wins
+    ],
+)
+def test_breach_is_an_emergency(capacity: float | None, latency_ms: float, expected: int) -> None:
+    spec = replace(SPEC, capacityRpsPerReplica=capacity)
+    decision = SloPolicy().decide(snap(0.0, 30.0, latency_ms=latency_ms), ReplicaState(6, 6),
+                                  spec, 0.0)
+    assert decision.desired_replicas == expected
+    assert decision.reason.startswith("breach") == (expected > 6)
 
 
 def test_breach_does_not_stack_on_pods_already_starting() -> None:

@@ -40,6 +40,8 @@ class SloParams:
     breach_exponent: float = 2.0
     breach_min_factor: float = 1.2
     breach_max_factor: float = 3.0
+    # An emergency asks for at most this multiple of what the demand model needs.
+    breach_model_margin: float = 1.5
     # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
     min_breach_requests: float = 20.0
     # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
@@ -211,10 +213,10 @@ class SloPolicy:
     ) -> tuple[int, str]:
         state, params = self.state, self.params
         capacity = state.capacity_rps
-        if capacity is None:  # nothing learned yet: follow latency like a ratio controller
-            ratio = latency_ms / spec.objective.targetMs
+        if capacity is None:  # nothing learned yet: only the latency can drive it
             if breach:
-                return max(replicas.current, math.ceil(replicas.ready * ratio)), "breach, no model"
+                urgent = math.ceil(max(replicas.ready, 1) * self._breach_factor(latency_ms, spec))
+                return max(replicas.current, urgent), "breach, no capacity model yet"
             return replicas.current, "learning capacity"
         per_replica = capacity * params.target_utilization
         horizon_s = spec.coldStartSeconds + spec.interval
@@ -227,16 +229,23 @@ class SloPolicy:
         # (older) window, not now: the pods asked for fix it; do not multiply again.
         settled = now - state.ready_since >= params.settle_s
         if breach and (backlog or (replicas.starting == 0 and settled)):
-            ratio = latency_ms / spec.objective.targetMs
-            factor = min(params.breach_max_factor,
-                         max(params.breach_min_factor, ratio ** params.breach_exponent))
-            urgent = max(needed, math.ceil(max(replicas.ready, 1) * factor))
+            factor = self._breach_factor(latency_ms, spec)
+            # Bounded by the model when it has one: the multiplier covers a model that is off,
+            # not a second copy of the demand it already counts.
+            bound = math.ceil(needed * params.breach_model_margin) if needed else math.inf
+            urgent = max(needed, min(math.ceil(max(replicas.ready, 1) * factor), bound))
             if urgent > replicas.current:
                 return urgent, f"breach: {latency_ms:.0f}ms > {spec.objective.targetMs:.0f}ms"
         if needed > replicas.current:
             step = spec.scaleUp.maxStep or needed
             return min(needed, replicas.current + step), f"forecast {forecast:.1f} rps"
         return self._scale_down(replicas, spec, now, per_replica)
+
+    def _breach_factor(self, latency_ms: float, spec: AutoscalingSpec) -> float:
+        params = self.params
+        ratio = latency_ms / spec.objective.targetMs
+        return min(params.breach_max_factor,
+                   max(params.breach_min_factor, ratio ** params.breach_exponent))
 
     def _scale_down(
         self, replicas: ReplicaState, spec: AutoscalingSpec, now: float, per_replica: float
