@@ -60,9 +60,21 @@ def _setup(args: argparse.Namespace) -> tuple[ServiceModel, AutoscalingSpec, Sim
         config
 
 
-def bench_trace(path: Path, args: argparse.Namespace, out: Path) -> dict:
+def diurnal_with_steps(seed: int, hours: float = 2.0) -> Trace:
+    """A held-out trace no parameter was chosen on: a Poisson load on a 1 h sine period
+    (100 to 600 rps) with six 2-minute steps to double the rate at random times."""
+    rng = np.random.default_rng(seed)
+    seconds = np.arange(int(hours * 3600))
+    rate = 350.0 + 250.0 * np.sin(2 * np.pi * seconds / 3600.0)
+    for start in rng.choice(len(seconds) - 200, 6, replace=False):
+        rate[start:start + 120] *= 2.0
+    counts = rng.poisson(rate)
+    arrivals = np.repeat(seconds, counts) + rng.random(int(counts.sum()))
+    return Trace("heldout_diurnal_steps", "synthetic", np.sort(arrivals))
+
+
+def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
     service, spec, config = _setup(args)
-    base = load_trace(path)
     scale = rate_scale_for(base, spec.capacityRpsPerReplica or 1.0, args.peak_replicas)
     trace = stretch(base, 1.0, scale, np.random.default_rng(args.seed))
     result = compare(trace, spec, service, config, list(POLICY_NAMES))
@@ -118,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# bench-autoscale: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s, "
           f"service model {ServiceModel()}")
-    results = {p.name: bench_trace(p, args, args.out) for p in paths}
+    results = {p.name: bench_trace(load_trace(p), args, args.out) for p in paths}
+    results["heldout"] = bench_trace(diurnal_with_steps(args.seed), args, args.out)
     if not args.skip_speed:
         results["speed"] = bench_speed(paths[0], args)
     (args.out / "bench-autoscale.json").write_text(json.dumps(results, indent=2, default=float))
