@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: bench bench-autoscale bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean
+.PHONY: bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,7 @@ bench: bench-cluster ## print every benchmark's figures (not tests: nothing is a
 bench-cluster: install ## time cluster start-up and a simulated GPU pod's way to Ready
 	@$(PY) -m hack.localcluster bench --runs 3 2>/dev/null
 
+.PHONY: bench-autoscale
 bench: bench-autoscale
 
 bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, 24 h speed run
