@@ -26,6 +26,17 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 PORT_ATTEMPTS = 3
+# Metadata of every request once it is answered (verb, resource, user): no bodies, no reads
+# of the log's own noise such as health checks.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*", "/version"]},
+        {"level": "Metadata"},
+    ],
+}
 PORT_TAKEN = "a port it needs is taken"
 
 
@@ -171,6 +182,7 @@ class LocalCluster:
         (self.root / "kwok-stages.yaml").write_text(
             stage_config(install / "kwok-stages", self.pool)
         )
+        (self.root / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         argv = self._argv(install / "bin", certs, ports)
         self._start("etcd", argv["etcd"], lambda: self._http_ok(ports["etcd"], "/health"))
         self._start("kube-apiserver", argv["kube-apiserver"], self._apiserver_ready)
@@ -210,6 +222,10 @@ class LocalCluster:
                 f"--service-account-signing-key-file={certs.path('sa.key')}",
                 "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
                 "--profiling=false", f"--cert-dir={self.root / 'pki'}",
+                # Who did what: tests derive the operator's RBAC needs from this log.
+                f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.logs / 'audit.log'}",
+                "--audit-log-maxsize=200", "--audit-log-maxbackup=1",
             ],
             "kube-controller-manager": [
                 str(bin_dir / "kube-controller-manager"), *component_auth,
@@ -231,6 +247,9 @@ class LocalCluster:
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.0.0.0/16", "--node-ip=10.0.0.1",
+                # Renew node leases like a kubelet; without them the node controller marks
+                # every node NotReady after its 40 s grace period, and the pods with them.
+                "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{ports['kwok']}",
                 f"--config={self.root / 'kwok-stages.yaml'}",
             ],

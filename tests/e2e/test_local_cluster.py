@@ -83,6 +83,18 @@ def test_gpu_nodes_are_ready_with_allocatable_gpus(cluster: LocalCluster) -> Non
         ]
 
 
+def test_nodes_hold_leases_like_kubelets(cluster: LocalCluster) -> None:
+    """Without lease renewals the node controller would mark nodes NotReady after 40 s."""
+    leases = _json(cluster, "get", "leases", "-n", "kube-node-lease")["items"]
+    nodes = _json(cluster, "get", "nodes")["items"]
+    assert {lease["metadata"]["name"] for lease in leases} == {
+        node["metadata"]["name"] for node in nodes
+    }
+    for lease in leases:
+        assert lease["spec"]["renewTime"]
+        assert lease["spec"]["leaseDurationSeconds"] == 40
+
+
 def test_gpu_pods_get_scheduled_and_ready_and_excess_stays_unschedulable(
     cluster: LocalCluster,
 ) -> None:
