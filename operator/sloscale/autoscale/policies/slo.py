@@ -149,23 +149,13 @@ class SloPolicy:
             latency_ms = 0.0  # no traffic at all: nothing is slow
         if snapshot.rps is None or latency_ms is None:
             return hold(replicas, spec, "no metrics: holding")
-        target_ms = spec.objective.targetMs
-        if replicas.ready != state.ready:  # the first count seen has no known change
-            state.ready_since = now if state.ready >= 0 else -math.inf
-            state.ready = replicas.ready
-        if replicas.ready > 0 and now - state.ready_since >= params.settle_s:
-            backlog = (snapshot.pending or 0.0) > replicas.ready * params.backlog_per_replica
-            state.capacity_rps = learn_capacity(
-                state.capacity_rps, snapshot.rps / replicas.ready, latency_ms, target_ms,
-                backlog, params,
-            )
-            state.capacity_rps = recover(state.capacity_rps, spec.capacityRpsPerReplica,
-                                         latency_ms, target_ms, params)
+        self._learn(snapshot.rps, snapshot.pending or 0.0, latency_ms, replicas, spec, now)
         demand = snapshot.rps + (snapshot.pending or 0.0) / params.backlog_drain_s
-        self._remember(demand, now, spec)
+        self._remember(demand, now)
         # A percentile of a handful of requests is noise, not an emergency.
         window_s = self.metrics_window_s or spec.objective.window
-        breach = latency_ms > target_ms and snapshot.rps * window_s >= params.min_breach_requests
+        breach = (latency_ms > spec.objective.targetMs
+                  and snapshot.rps * window_s >= params.min_breach_requests)
         self._adapt_down_window(breach, now, spec)
         if breach:
             state.last_breach = now
@@ -181,7 +171,22 @@ class SloPolicy:
             "demand_rps": demand, "capacity_rps": state.capacity_rps, "latency_ms": latency_ms,
         })
 
-    def _remember(self, demand: float, now: float, spec: AutoscalingSpec) -> None:
+    def _learn(self, rps: float, pending: float, latency_ms: float, replicas: ReplicaState,
+               spec: AutoscalingSpec, now: float) -> None:
+        """Update the capacity estimate from a window that describes the current replicas."""
+        state, params, target_ms = self.state, self.params, spec.objective.targetMs
+        if replicas.ready != state.ready:  # the first count seen has no known change
+            state.ready_since = now if state.ready >= 0 else -math.inf
+            state.ready = replicas.ready
+        if replicas.ready <= 0 or now - state.ready_since < params.settle_s:
+            return
+        backlog = pending > replicas.ready * params.backlog_per_replica
+        learned = learn_capacity(state.capacity_rps, rps / replicas.ready, latency_ms, target_ms,
+                                 backlog, params)
+        state.capacity_rps = recover(learned, spec.capacityRpsPerReplica, latency_ms, target_ms,
+                                     params)
+
+    def _remember(self, demand: float, now: float) -> None:
         keep_s = max(self.params.trend_window_s, self.params.max_down_window_s)
         self.state.demand = [s for s in self.state.demand if s[0] > now - keep_s]
         self.state.demand.append((now, demand))
