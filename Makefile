@@ -61,3 +61,12 @@ golden: venv ## rewrite the rendering golden files (tests/unit/golden/) for revi
 
 bench-operator: install ## time the operator: N InferenceServices to Ready, drift repair latency
 	@$(PY) -m tests.e2e.bench_operator 20 5
+
+.PHONY: bench-autoscale bench-scale
+bench: bench-autoscale bench-operator bench-scale
+
+bench-scale: install ## 1,000 InferenceServices: tick cost, PromQL per tick, operator RSS, time to Ready
+	@$(PY) -m hack.bench_scale --services 1000 --rate 20
+
+bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, 24 h speed run
+	@$(PY) -m sloscale.sim.bench --traces $(CURDIR)/../shared/traces --out $(CURDIR)/.sloscale/bench

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 POLICY_CHOICES = ("slo", "hpa", "keda", "kpa", "all")
 
@@ -42,56 +43,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--plot", default=None, help="PNG path (default: <trace>-simulate.png in the cwd)")
 
 
-def run(args: argparse.Namespace) -> int:
+def _summary(document: dict[str, Any], slo_ms: float) -> str:
+    trace, objective = document["trace"], document["objective"]
+    return (f"trace {trace['name']}: {trace['requests']} requests over "
+            f"{trace['duration_s'] / 3600:.2f} h, peak {trace['peak_rps_1min']:.1f} rps (1 min); "
+            f"capacity {objective['capacity_rps_per_replica']:.1f} rps/replica at {slo_ms:g} ms; "
+            f"simulated in {document['elapsed_s']:.1f} s")
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """Trace, spec (with the capacity profile), service model and config from the flags."""
     from dataclasses import replace
 
     import numpy as np
 
-    from sloscale.autoscale.policies import POLICY_NAMES, AutoscalingSpec, Objective
+    from sloscale.autoscale.policies import AutoscalingSpec, Objective
     from sloscale.sim.cluster import ColdStart
-    from sloscale.sim.compare import compare
     from sloscale.sim.engine import SimConfig
-    from sloscale.sim.plot import write_plot
     from sloscale.sim.profile import profile_capacity
-    from sloscale.sim.report import format_table
     from sloscale.sim.service import ServiceModel
-    from sloscale.sim.traces import TraceError, load_trace, stretch, tile
+    from sloscale.sim.traces import load_trace, stretch, tile
+
+    service = ServiceModel(args.service_ms_base, args.service_ms_per_item, args.max_batch,
+                           args.max_queue_delay_ms, args.queue_per_replica)
+    latency = "mean" if args.percentile == "mean" else f"p{args.percentile}"
+    spec = AutoscalingSpec(minReplicas=args.min_replicas, maxReplicas=args.max_replicas,
+                           objective=Objective(latency, args.slo_ms), interval=args.interval_s,
+                           coldStartSeconds=args.cold_start_s)
+    trace = load_trace(args.trace)
+    trace = stretch(trace, args.time_scale, args.rate_scale, np.random.default_rng(args.seed),
+                    args.rate_jitter_s)
+    trace = tile(trace, args.tile) if args.tile > 1 else trace
+    config = SimConfig(ColdStart(args.cold_start_s, args.cold_start_jitter_s),
+                       tick_s=args.tick_ms / 1000.0, scrape_interval_s=args.scrape_interval_s,
+                       gpu_budget=args.gpu_budget, seed=args.seed)
+    try:
+        capacity = args.capacity_rps or profile_capacity(service, spec, config)
+    except ValueError as error:
+        raise ValueError(f"--slo-ms: {error}") from None
+    return trace, replace(spec, capacityRpsPerReplica=capacity), service, config
+
+
+def run(args: argparse.Namespace) -> int:
+    from sloscale.autoscale.policies import POLICY_NAMES
+    from sloscale.sim.compare import compare
+    from sloscale.sim.plot import write_plot
+    from sloscale.sim.report import format_table
+    from sloscale.sim.traces import TraceError
 
     try:
-        service = ServiceModel(args.service_ms_base, args.service_ms_per_item, args.max_batch,
-                               args.max_queue_delay_ms, args.queue_per_replica)
-        latency = "mean" if args.percentile == "mean" else f"p{args.percentile}"
-        spec = AutoscalingSpec(minReplicas=args.min_replicas, maxReplicas=args.max_replicas,
-                               objective=Objective(latency, args.slo_ms), interval=args.interval_s,
-                               coldStartSeconds=args.cold_start_s)
-        trace = load_trace(args.trace)
-        trace = stretch(trace, args.time_scale, args.rate_scale, np.random.default_rng(args.seed),
-                        args.rate_jitter_s)
-        trace = tile(trace, args.tile) if args.tile > 1 else trace
+        trace, spec, service, config = _inputs(args)
     except (TraceError, ValueError) as error:
         print(f"sloscale simulate: {error}", file=sys.stderr)
         return 2
     policies = list(POLICY_NAMES) if args.policy == "all" else [args.policy]
-    config = SimConfig(ColdStart(args.cold_start_s, args.cold_start_jitter_s),
-                       tick_s=args.tick_ms / 1000.0, scrape_interval_s=args.scrape_interval_s,
-                       gpu_budget=args.gpu_budget, seed=args.seed)
-    capacity = args.capacity_rps or profile_capacity(service, spec, config)
-    spec = replace(spec, capacityRpsPerReplica=capacity)
     result = compare(trace, spec, service, config, policies, slo_profile=not args.no_profile)
     plot_path = Path(args.plot or f"{trace.name}-simulate.png")
     write_plot(plot_path, result.runs, result.oracle, args.slo_ms,
                95.0 if args.percentile == "mean" else float(args.percentile),
                f"{trace.name}: rate x{args.rate_scale:g}, time x{args.time_scale:g}, "
-               f"SLO {latency} {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s")
+               f"SLO {spec.objective.latency} {args.slo_ms:g} ms, cold start "
+               f"{args.cold_start_s:g} s")
     result.document["plot"] = str(plot_path)
     if args.json:
         print(json.dumps(result.document, indent=2))
     else:
-        doc = result.document
-        print(f"trace {doc['trace']['name']}: {doc['trace']['requests']} requests over "
-              f"{doc['trace']['duration_s'] / 3600:.2f} h, peak {doc['trace']['peak_rps_1min']:.1f}"
-              f" rps (1 min); capacity {doc['objective']['capacity_rps_per_replica']:.1f} rps/replica"
-              f" at {args.slo_ms:g} ms; simulated in {doc['elapsed_s']:.1f} s")
-        print(format_table(doc))
+        print(_summary(result.document, args.slo_ms))
+        print(format_table(result.document))
         print(f"plot: {plot_path}")
     return 0

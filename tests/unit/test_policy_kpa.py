@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sloscale.autoscale.policies import AutoscalingSpec, ReplicaState, Snapshot
 from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings, KpaState, concurrency, scale
 
@@ -34,6 +33,7 @@ def test_panic_never_scales_down_until_a_stable_window_passes() -> None:
 def test_concurrency_is_littles_law() -> None:
     assert concurrency(Snapshot(0.0, rps=50.0, latency_mean_ms=200.0)) == pytest.approx(10.0)
     assert concurrency(Snapshot(0.0, rps=50.0)) is None
+    assert concurrency(Snapshot(0.0, rps=0.0)) == 0.0
 
 
 def test_policy_averages_samples_over_the_stable_window() -> None:

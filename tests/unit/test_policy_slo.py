@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
-
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
 from sloscale.autoscale.policies.slo import SloParams, SloPolicy, learn_capacity, trend_rps_per_s
 
@@ -38,16 +38,27 @@ def test_steady_demand_sets_replicas_at_target_utilization(rps: float, expected:
     policy.state.started = -1e9
     current = 4
     policy.state.demand = [(t, rps) for t in (-200.0, -100.0)]  # a calm past at this rate
-    decision = policy.decide(snap(0.0, rps), ReplicaState(current, current), SPEC, 0.0)
+    # 190 ms: neither healthy nor breached, so the profile's capacity (10 rps) stays as it is
+    decision = policy.decide(snap(0.0, rps, latency_ms=190.0), ReplicaState(current, current),
+                             SPEC, 0.0)
     assert decision.desired_replicas == expected
 
 
-def test_breach_is_an_emergency_even_when_the_model_says_enough() -> None:
-    decision = SloPolicy().decide(snap(0.0, 30.0, latency_ms=900.0), ReplicaState(6, 6), SPEC,
-                                  0.0)
-    # 900/200 = 4.5x, clamped to 3x the ready pods
-    assert decision.desired_replicas == 18
-    assert decision.reason.startswith("breach")
+@pytest.mark.parametrize(
+    ("capacity", "latency_ms", "expected"),
+    [
+        (None, 900.0, 18),  # no model: (900/200)^2 clamped to 3x the 6 ready pods
+        (None, 210.0, 8),  # a mild breach: at least 1.2x -> ceil(7.2)
+        (10.0, 900.0, 6),  # the model needs ceil(30 / 8) = 4: the emergency stops at 1.5x that
+        (1.0, 900.0, 38),  # the model needs ceil(30 / 0.8) = 38, more than 3x ready: it wins
+    ],
+)
+def test_breach_is_an_emergency(capacity: float | None, latency_ms: float, expected: int) -> None:
+    spec = replace(SPEC, capacityRpsPerReplica=capacity)
+    decision = SloPolicy().decide(snap(0.0, 30.0, latency_ms=latency_ms), ReplicaState(6, 6),
+                                  spec, 0.0)
+    assert decision.desired_replicas == expected
+    assert decision.reason.startswith("breach") == (expected > 6)
 
 
 def test_breach_does_not_stack_on_pods_already_starting() -> None:
@@ -62,8 +73,9 @@ def test_rising_demand_is_provisioned_a_cold_start_ahead() -> None:
     for step, rps in enumerate([40.0, 50.0, 60.0, 70.0]):
         now = 15.0 * step
         desired = policy.decide(snap(now, rps), ReplicaState(9, 9), SPEC, now).desired_replicas
-    # slope 2/3 rps per s over the horizon 75 s: 70 + 50 = 120 rps -> 15 replicas
-    assert desired == 15
+    # slope 2/3 rps per s over the horizon 75 s adds 50 rps, capped at half the demand (35):
+    # 105 rps at 8 per replica -> 14 replicas (70 rps alone would need 9)
+    assert desired == 14
 
 
 def test_scale_down_waits_for_the_peak_to_pass_then_steps() -> None:
@@ -77,7 +89,7 @@ def test_scale_down_waits_for_the_peak_to_pass_then_steps() -> None:
         history.append(current)
     assert history[:9] == [20] * 9  # the 160 rps peak (20 pods) is inside the 120 s window
     drops = [a - b for a, b in zip(history, history[1:], strict=False) if b < a]
-    assert drops and max(drops) <= 2  # 10% of 20 per decision at most
+    assert drops and max(drops) <= 1  # 5% of 20 per decision at most
     assert history[-1] == 3  # ceil(20 / 8)
 
 
@@ -133,3 +145,21 @@ def test_state_copy_replays_the_same_decisions() -> None:
         now, snapshot = 15.0 * step, snap(15.0 * step, 60.0 - step, latency_ms=50.0 * step)
         assert (policy.decide(snapshot, ReplicaState(6, 6), SPEC, now)
                 == twin.decide(snapshot, ReplicaState(6, 6), SPEC, now))
+
+
+def test_breach_soon_after_a_scale_down_widens_the_scale_down_window() -> None:
+    policy = SloPolicy()
+    current = 20
+    for step in range(12):  # calm at 40 rps: steps down after the 120 s window
+        now = 15.0 * step
+        current = policy.decide(snap(now, 40.0), ReplicaState(current, current), SPEC,
+                                now).desired_replicas
+    assert current < 20 and policy.state.last_scale_down is not None
+    policy.decide(snap(180.0, 40.0, latency_ms=400.0), ReplicaState(current, current), SPEC,
+                  180.0)
+    assert policy.state.down_window_s == 240.0
+    for step in range(13, 200):  # a long calm spell halves it back to the spec's
+        now = 15.0 * step
+        current = policy.decide(snap(now, 40.0), ReplicaState(current, current), SPEC,
+                                now).desired_replicas
+    assert policy.state.down_window_s == 120.0

@@ -1,4 +1,4 @@
-"""The pods of one service: cold starts, a GPU budget (extra pods stay Pending), scale-down order."""
+"""A service's pods: cold starts, a GPU budget (extra pods stay Pending), scale-down order."""
 
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ class RunResult:
     arrivals_s: np.ndarray
     admitted_s: np.ndarray  # arrival times of admitted requests, in FIFO order
     latency_ms: np.ndarray  # per admitted request; inf if it never finished
+    queue_ms: np.ndarray  # the queueing part of latency_ms
     rejected_s: np.ndarray
     timeline_s: np.ndarray  # at each decision
     ready: np.ndarray
@@ -122,7 +123,8 @@ class _Run:
         index = np.arange(self.completed, last)
         tick = np.minimum(np.searchsorted(cumulative, index + 1 - 1e-6), len(cumulative) - 1)
         before = np.concatenate(([self.departed], cumulative[:-1]))[tick]
-        share = np.clip((index + 1 - before) / np.maximum(departures[tick], 1e-12), 0.0, 1.0)
+        # A request leaves when the fluid reaches its start (arrival order), never before it came.
+        share = np.clip((index - before) / np.maximum(departures[tick], 1e-12), 0.0, 1.0)
         finished = np.maximum((start + tick + share) * tick_s, self.admitted_s[index])
         waited_ms = (finished - self.admitted_s[index]) * 1000.0
         self.queue_ms[index] = waited_ms
@@ -185,6 +187,7 @@ def simulate(
         _step(run, pods, per_tick, start, end, service, tick_s)
     return RunResult(
         driver.name, arrivals_s, run.admitted_s[:run.admitted], run.latency_ms[:run.admitted],
+        run.queue_ms[:run.admitted],
         np.concatenate(run.rejected_s) if run.rejected_s else np.empty(0),
         np.array([t for t, _, _ in timeline]), np.array([r for _, r, _ in timeline]),
         np.array([d for _, _, d in timeline]), replica_seconds, actions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,11 +34,11 @@ class Scraper:
     def snapshot(self, now: float, window_s: float, percentile: float | None) -> Snapshot:
         """Rates and latencies over `window_s` ending at the latest scrape (stale by up to one
         scrape interval); fields stay None until two scrapes span the window."""
-        last = int(np.searchsorted(self.times, now, side="right")) - 1
+        last = bisect.bisect_right(self.times, now) - 1  # lists: no O(n) array conversion
         if last < 1:
             return Snapshot(time=now)
         start_time = self.times[last] - window_s
-        first = max(0, int(np.searchsorted(self.times, start_time, side="right")) - 1)
+        first = max(0, bisect.bisect_right(self.times, start_time) - 1)
         if first == last:
             first = last - 1
         span_s = self.times[last] - self.times[first]

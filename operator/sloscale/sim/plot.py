@@ -33,9 +33,11 @@ def write_plot(path: Path, runs: list[RunResult], oracle: OracleSchedule, slo_ms
     oracle_t = np.arange(len(oracle.alive)) * oracle.bucket_s / 3600.0
     replicas.step(oracle_t, oracle.alive, where="post", label="oracle", color="black", lw=1)
     for run in runs:
-        replicas.step(run.timeline_s / 3600.0, run.replicas, where="post", label=run.name)
+        color = "black" if run.name == "oracle" else None
+        if run.name != "oracle":  # the oracle's replay follows its plan, drawn above
+            replicas.step(run.timeline_s / 3600.0, run.replicas, where="post", label=run.name)
         hours, p = _per_minute_p(run, percentile)
-        latency.plot(hours, p, label=run.name)
+        latency.plot(hours, p, label=run.name, color=color, lw=1)
     replicas.set_ylabel("replicas")
     replicas.legend(loc="upper left", ncol=5)
     latency.axhline(slo_ms, color="red", ls="--", label="SLO")

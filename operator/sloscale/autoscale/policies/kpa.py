@@ -45,6 +45,8 @@ class KpaState:
 
 def concurrency(snapshot: Snapshot) -> float | None:
     """Average in-flight requests (Little's law): what Knative's queue-proxy reports."""
+    if snapshot.rps == 0:
+        return 0.0  # no requests: nothing in flight (latency has no samples)
     if snapshot.rps is None or snapshot.latency_mean_ms is None:
         return None
     return snapshot.rps * snapshot.latency_mean_ms / 1000.0

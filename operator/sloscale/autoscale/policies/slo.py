@@ -29,19 +29,33 @@ class SloParams:
     # Trend fit over this window; demand is extrapolated by coldStart + interval, because a pod
     # asked for now only serves after that.
     trend_window_s: float = 120.0
+    # A noisy slope must not double the fleet: the look-ahead adds at most this share of demand.
+    max_forecast_rise: float = 0.5
     # Queued requests should drain within this, so a backlog adds pending/drain_s to demand.
     backlog_drain_s: float = 30.0
     # More queued requests than this per ready replica is a backlog, not a slow replica.
     backlog_per_replica: float = 4.0
-    # A breach multiplies the ready count by latency/target, clamped to these factors.
-    breach_min_factor: float = 1.5
+    # A breach multiplies the ready count by (latency/target)^exponent, clamped to these
+    # factors: latency grows faster than linearly near saturation, so must the response.
+    breach_exponent: float = 2.0
+    breach_min_factor: float = 1.2
     breach_max_factor: float = 3.0
+    # An emergency asks for at most this multiple of what the demand model needs.
+    breach_model_margin: float = 1.5
+    # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
+    min_breach_requests: float = 20.0
     # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
-    down_step_fraction: float = 0.1
+    down_step_fraction: float = 0.05
     # Latency under this share of the target counts as evidence the replicas are not saturated.
     healthy_latency_fraction: float = 0.8
+    # Latency above this multiple of the target is queueing, not a replica's speed at this load.
+    queueing_latency_factor: float = 2.0
     # One breach lowers the learned capacity by at most this factor.
     max_capacity_cut: float = 0.8
+    # A breach soon after a scale-down doubles the scale-down window (up to the max): bursty
+    # services keep capacity between bursts; the window halves back after a calm spell.
+    regret_s: float = 600.0
+    max_down_window_s: float = 900.0
     # Learn only once the ready count has been steady this long: the latency window must
     # describe the replicas we have, not the fewer we had before.
     settle_s: float = 30.0
@@ -60,6 +74,9 @@ class SloState:
     demand: list[tuple[float, float]] = field(default_factory=list)  # (time, demand rps)
     last_breach: float | None = None
     last_scale_up: float | None = None
+    last_scale_down: float | None = None
+    down_window_s: float | None = None  # adaptive, starts at the spec's
+    window_changed: float = 0.0
     schedulable_ceiling: int | None = None
     ceiling_since: float = 0.0
 
@@ -83,12 +100,13 @@ def learn_capacity(
 ) -> float | None:
     """Update rps/replica at target: a breach at load x bounds it below x, a healthy x above.
 
-    A breach with a backlog says nothing about capacity (the queue, not the load, is slow).
+    A breach with a backlog, or far above the target, says nothing about capacity: a queue
+    (perhaps already drained, the window is older than now) made it slow, not this load.
     """
     if load_per_replica <= 0:
         return capacity
     if latency_ms > target_ms:
-        if backlog:
+        if backlog or latency_ms > target_ms * params.queueing_latency_factor:
             return capacity
         ceiling = load_per_replica * 0.95
         if capacity is None:
@@ -127,68 +145,112 @@ class SloPolicy:
         if state.capacity_rps is None and spec.capacityRpsPerReplica:
             state.capacity_rps = spec.capacityRpsPerReplica
         latency_ms = objective_value(snapshot, spec)
+        if latency_ms is None and snapshot.rps == 0 and not snapshot.pending:
+            latency_ms = 0.0  # no traffic at all: nothing is slow
         if snapshot.rps is None or latency_ms is None:
             return hold(replicas, spec, "no metrics: holding")
-        target_ms = spec.objective.targetMs
-        if replicas.ready != state.ready:
-            state.ready, state.ready_since = replicas.ready, now
-        if replicas.ready > 0 and now - state.ready_since >= params.settle_s:
-            backlog = (snapshot.pending or 0.0) > replicas.ready * params.backlog_per_replica
-            state.capacity_rps = learn_capacity(
-                state.capacity_rps, snapshot.rps / replicas.ready, latency_ms, target_ms,
-                backlog, params,
-            )
-            state.capacity_rps = recover(state.capacity_rps, spec.capacityRpsPerReplica,
-                                         latency_ms, target_ms, params)
+        self._learn(snapshot.rps, snapshot.pending or 0.0, latency_ms, replicas, spec, now)
         demand = snapshot.rps + (snapshot.pending or 0.0) / params.backlog_drain_s
-        self._remember(demand, now, spec)
-        breach = latency_ms > target_ms
+        self._remember(demand, now)
+        # A percentile of a handful of requests is noise, not an emergency.
+        window_s = self.metrics_window_s or spec.objective.window
+        breach = (latency_ms > spec.objective.targetMs
+                  and snapshot.rps * window_s >= params.min_breach_requests)
+        self._adapt_down_window(breach, now, spec)
         if breach:
             state.last_breach = now
-        desired, reason = self._target(demand, latency_ms, breach, replicas, spec, now)
+        desired, reason = self._target(demand, latency_ms, breach, snapshot.pending or 0.0,
+                                       replicas, spec, now)
         desired = self._respect_schedulable(desired, replicas, now)
         desired = spec.clamp(desired)
         if desired > replicas.current:
             state.last_scale_up = now
+        elif desired < replicas.current:
+            state.last_scale_down = now
         return Decision(desired, reason, {
             "demand_rps": demand, "capacity_rps": state.capacity_rps, "latency_ms": latency_ms,
         })
 
-    def _remember(self, demand: float, now: float, spec: AutoscalingSpec) -> None:
-        keep_s = max(self.params.trend_window_s, self._down_window_s(spec))
+    def _learn(self, rps: float, pending: float, latency_ms: float, replicas: ReplicaState,
+               spec: AutoscalingSpec, now: float) -> None:
+        """Update the capacity estimate from a window that describes the current replicas."""
+        state, params, target_ms = self.state, self.params, spec.objective.targetMs
+        if replicas.ready != state.ready:  # the first count seen has no known change
+            state.ready_since = now if state.ready >= 0 else -math.inf
+            state.ready = replicas.ready
+        if replicas.ready <= 0 or now - state.ready_since < params.settle_s:
+            return
+        backlog = pending > replicas.ready * params.backlog_per_replica
+        learned = learn_capacity(state.capacity_rps, rps / replicas.ready, latency_ms, target_ms,
+                                 backlog, params)
+        state.capacity_rps = recover(learned, spec.capacityRpsPerReplica, latency_ms, target_ms,
+                                     params)
+
+    def _remember(self, demand: float, now: float) -> None:
+        keep_s = max(self.params.trend_window_s, self.params.max_down_window_s)
         self.state.demand = [s for s in self.state.demand if s[0] > now - keep_s]
         self.state.demand.append((now, demand))
 
-    def _down_window_s(self, spec: AutoscalingSpec) -> float:
+    def _base_down_window_s(self, spec: AutoscalingSpec) -> float:
         # A pod released and needed again within a cold start costs more than keeping it.
         return max(spec.scaleDown.stabilizationSeconds, spec.coldStartSeconds + spec.interval)
 
+    def _down_window_s(self, spec: AutoscalingSpec) -> float:
+        return self.state.down_window_s or self._base_down_window_s(spec)
+
+    def _adapt_down_window(self, breach: bool, now: float, spec: AutoscalingSpec) -> None:
+        state, params = self.state, self.params
+        base, window = self._base_down_window_s(spec), self._down_window_s(spec)
+        new_breach = breach and (state.last_breach is None
+                                 or now - state.last_breach > spec.interval * 1.5)
+        regretted = (state.last_scale_down is not None
+                     and now - state.last_scale_down <= params.regret_s)
+        if new_breach and regretted and now - state.window_changed >= window:
+            state.down_window_s = min(params.max_down_window_s, 2 * window)
+            state.window_changed = now
+        elif not breach and window > base and now - state.window_changed >= 2 * window:
+            state.down_window_s = max(base, window / 2)
+            state.window_changed = now
+
     def _target(
-        self, demand: float, latency_ms: float, breach: bool, replicas: ReplicaState,
-        spec: AutoscalingSpec, now: float,
+        self, demand: float, latency_ms: float, breach: bool, pending: float,
+        replicas: ReplicaState, spec: AutoscalingSpec, now: float,
     ) -> tuple[int, str]:
         state, params = self.state, self.params
         capacity = state.capacity_rps
-        if capacity is None:  # nothing learned yet: follow latency like a ratio controller
-            ratio = latency_ms / spec.objective.targetMs
+        if capacity is None:  # nothing learned yet: only the latency can drive it
             if breach:
-                return max(replicas.current, math.ceil(replicas.ready * ratio)), "breach, no model"
+                urgent = math.ceil(max(replicas.ready, 1) * self._breach_factor(latency_ms, spec))
+                return max(replicas.current, urgent), "breach, no capacity model yet"
             return replicas.current, "learning capacity"
         per_replica = capacity * params.target_utilization
         horizon_s = spec.coldStartSeconds + spec.interval
         recent = [s for s in state.demand if s[0] > now - params.trend_window_s]
-        forecast = demand + max(0.0, trend_rps_per_s(recent)) * horizon_s
+        rise = max(0.0, trend_rps_per_s(recent)) * horizon_s
+        forecast = demand + min(rise, demand * params.max_forecast_rise)
         needed = ceil_div(forecast, per_replica)
-        if breach:
-            factor = min(params.breach_max_factor,
-                         max(params.breach_min_factor, latency_ms / spec.objective.targetMs))
-            urgent = max(needed, math.ceil(max(replicas.ready, 1) * factor))
+        backlog = pending > max(replicas.ready, 1) * params.backlog_per_replica
+        # With pods on the way, or just arrived, and the queue drained, the breach is in the
+        # (older) window, not now: the pods asked for fix it; do not multiply again.
+        settled = now - state.ready_since >= params.settle_s
+        if breach and (backlog or (replicas.starting == 0 and settled)):
+            factor = self._breach_factor(latency_ms, spec)
+            # Bounded by the model when it has one: the multiplier covers a model that is off,
+            # not a second copy of the demand it already counts.
+            bound = math.ceil(needed * params.breach_model_margin) if needed else math.inf
+            urgent = max(needed, min(math.ceil(max(replicas.ready, 1) * factor), bound))
             if urgent > replicas.current:
                 return urgent, f"breach: {latency_ms:.0f}ms > {spec.objective.targetMs:.0f}ms"
         if needed > replicas.current:
             step = spec.scaleUp.maxStep or needed
             return min(needed, replicas.current + step), f"forecast {forecast:.1f} rps"
         return self._scale_down(replicas, spec, now, per_replica)
+
+    def _breach_factor(self, latency_ms: float, spec: AutoscalingSpec) -> float:
+        params = self.params
+        ratio = latency_ms / spec.objective.targetMs
+        return min(params.breach_max_factor,
+                   max(params.breach_min_factor, ratio ** params.breach_exponent))
 
     def _scale_down(
         self, replicas: ReplicaState, spec: AutoscalingSpec, now: float, per_replica: float

@@ -1,0 +1,143 @@
+"""`make bench-autoscale`: every shared trace, all policies against the oracle, and the speed run.
+
+A benchmark, not a test: it prints figures and the goal's verdicts, it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sloscale.autoscale.policies import POLICY_NAMES, AutoscalingSpec, Objective
+from sloscale.sim.cluster import ColdStart
+from sloscale.sim.compare import compare
+from sloscale.sim.engine import SimConfig
+from sloscale.sim.plot import write_plot
+from sloscale.sim.profile import profile_capacity
+from sloscale.sim.report import format_table, pareto_dominates
+from sloscale.sim.service import ServiceModel
+from sloscale.sim.traces import Trace, load_trace, stretch
+
+GOAL_WITHIN_SLO = 0.99
+GOAL_COST_RATIO = 1.15
+
+
+def rate_scale_for(trace: Trace, capacity_rps: float, peak_replicas: int) -> float:
+    """The rate scale at which the trace's busiest minute needs `peak_replicas` replicas."""
+    peak_rps = np.bincount((trace.arrivals_s // 60).astype(np.int64)).max() / 60.0
+    return round(peak_replicas * capacity_rps / peak_rps, 1)
+
+
+def verdicts(document: dict) -> list[str]:
+    slo = document["policies"]["slo"]
+    lines = [
+        f"goal: slo within SLO {slo['requests_within_slo']:.4f} (>= {GOAL_WITHIN_SLO}): "
+        f"{'met' if slo['requests_within_slo'] >= GOAL_WITHIN_SLO else 'MISSED'}",
+        f"goal: slo replica-hours {slo['replica_hours_vs_oracle']:.3f}x oracle "
+        f"(<= {GOAL_COST_RATIO}): "
+        f"{'met' if slo['replica_hours_vs_oracle'] <= GOAL_COST_RATIO else 'MISSED'}",
+    ]
+    for name, row in document["policies"].items():
+        if name != "slo":
+            state = "dominates" if pareto_dominates(slo, row) else "does NOT dominate"
+            lines.append(f"goal: slo {state} {name}")
+    return lines
+
+
+def _setup(args: argparse.Namespace) -> tuple[ServiceModel, AutoscalingSpec, SimConfig]:
+    """The benchmark's service model, spec (with its profiled capacity) and config."""
+    service = ServiceModel()
+    spec = AutoscalingSpec(maxReplicas=200, objective=Objective("p95", args.slo_ms),
+                           coldStartSeconds=args.cold_start_s)
+    config = SimConfig(ColdStart(args.cold_start_s), seed=args.seed)
+    return service, replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config)), \
+        config
+
+
+def diurnal_with_steps(seed: int, hours: float = 2.0) -> Trace:
+    """A held-out trace no parameter was chosen on: a Poisson load on a 1 h sine period
+    (100 to 600 rps) with six 2-minute steps to double the rate at random times."""
+    rng = np.random.default_rng(seed)
+    seconds = np.arange(int(hours * 3600))
+    rate = 350.0 + 250.0 * np.sin(2 * np.pi * seconds / 3600.0)
+    for start in rng.choice(len(seconds) - 200, 6, replace=False):
+        rate[start:start + 120] *= 2.0
+    counts = rng.poisson(rate)
+    arrivals = np.repeat(seconds, counts) + rng.random(int(counts.sum()))
+    return Trace("heldout_diurnal_steps", "synthetic", np.sort(arrivals))
+
+
+def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
+    service, spec, config = _setup(args)
+    scale = rate_scale_for(base, spec.capacityRpsPerReplica or 1.0, args.peak_replicas)
+    trace = stretch(base, 1.0, scale, np.random.default_rng(args.seed))
+    result = compare(trace, spec, service, config, list(POLICY_NAMES))
+    doc = result.document
+    doc["trace"]["rate_scale"] = scale
+    write_plot(out / f"{trace.name}.png", result.runs, result.oracle, args.slo_ms, 95.0,
+               f"{trace.name} x{scale:g}: SLO p95 {args.slo_ms:g} ms, cold start "
+               f"{args.cold_start_s:g} s")
+    print(f"\n## {trace.name} (rate x{scale:g}: {doc['trace']['requests']} requests, busiest "
+          f"minute {doc['trace']['peak_rps_1min']:.0f} rps = {args.peak_replicas} replicas at "
+          f"{spec.capacityRpsPerReplica:.1f} rps/replica; oracle peak "
+          f"{doc['oracle']['peak_replicas']}; {doc['elapsed_s']:.1f} s)")
+    print(format_table(doc))
+    print("\n".join(verdicts(doc)))
+    return doc
+
+
+def bench_speed(path: Path, args: argparse.Namespace) -> dict:
+    """24 h and about 5 M requests from an hour-long trace: all policies plus the oracle."""
+    service, spec, config = _setup(args)
+    base = load_trace(path)
+    time_scale = 86400.0 / base.duration_s
+    rate_scale = round(5_000_000 / len(base.arrivals_s), 1)
+    started = time.monotonic()
+    trace = stretch(base, time_scale, rate_scale, np.random.default_rng(args.seed))
+    loaded_s = time.monotonic() - started
+    result = compare(trace, spec, service, config, list(POLICY_NAMES))
+    total_s = time.monotonic() - started
+    print(f"\n## speed: {path.name} --time-scale {time_scale:.2f} --rate-scale {rate_scale:g}: "
+          f"{len(trace.arrivals_s)} requests over {trace.duration_s / 3600:.1f} h")
+    simulated_s = result.document["elapsed_s"]
+    print(f"trace synthesis {loaded_s:.1f} s, 4 policies + oracle {simulated_s:.1f} s, "
+          f"total {total_s:.1f} s (goal: < 120 s)")
+    print(format_table(result.document))
+    return {"requests": len(trace.arrivals_s), "seconds": total_s,
+            "policies_and_oracle_s": result.document["elapsed_s"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--traces", type=Path, required=True, help="folder of trace files")
+    parser.add_argument("--out", type=Path, default=Path(".sloscale/bench"))
+    parser.add_argument("--slo-ms", type=float, default=150.0)
+    parser.add_argument("--cold-start-s", type=float, default=60.0)
+    parser.add_argument("--peak-replicas", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args(argv)
+    paths = sorted(p for p in args.traces.iterdir() if p.suffix in (".csv", ".jsonl"))
+    if not paths:
+        print(f"no .csv or .jsonl traces in {args.traces}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"# bench-autoscale: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s, "
+          f"service model {ServiceModel()}")
+    results = {p.name: bench_trace(load_trace(p), args, args.out) for p in paths}
+    results["heldout"] = bench_trace(diurnal_with_steps(args.seed), args, args.out)
+    if not args.skip_speed:
+        results["speed"] = bench_speed(paths[0], args)
+    (args.out / "bench-autoscale.json").write_text(json.dumps(results, indent=2, default=float))
+    print(f"\nplots and JSON in {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
