@@ -17,8 +17,13 @@ import os
 import subprocess
 import sys
 import tomllib
-import venv
 from pathlib import Path
+
+# Run as `python3 hack/venv.py`, this file's folder is sys.path[0] and this very file would
+# shadow the standard library's `venv`; drop that folder before importing it.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+import venv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = ("dev", "runtime")
