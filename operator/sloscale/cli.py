@@ -8,7 +8,9 @@ import sys
 
 # name -> module that defines `add_arguments(parser)` and `run(args) -> int`.
 # Modules are imported lazily so that `sloscale simulate` never loads kopf or torch.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "runtime": ("sloscale_runtime.cli", "build, serve and profile Triton model repositories"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
