@@ -11,11 +11,12 @@ export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
 .PHONY: help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean
+.PHONY: system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-install: venv binaries ## install everything the project needs (Python deps, cluster binaries)
+install: venv binaries system-deps ## install everything the project needs (Python deps, cluster binaries)
 
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/venv.py ensure >/dev/null
@@ -44,3 +45,12 @@ cluster-down: venv ## stop the local control plane started by cluster-up
 cluster-clean: cluster-down ## also delete the cluster's state and the cached binaries
 	@rm -rf $(CLUSTER_DIR)
 	@$(PY) -m hack.localcluster clean-cache
+
+system-deps: venv ## install Prometheus (apt) and the pytriton wheel's tritonserver (cached)
+	@PYTHON=$(PY) bash hack/install-system-deps.sh
+
+test-integration: venv system-deps ## only the integration tests (real Triton, real Prometheus)
+	$(PY) -m pytest -ra -m integration tests/integration
+
+bench-runtime: venv system-deps ## profile the example CNN with and without dynamic batching (prints figures, writes out/runtime-bench/)
+	$(PY) -m sloscale_runtime.bench --out out/runtime-bench

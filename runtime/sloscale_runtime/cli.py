@@ -114,9 +114,9 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"Triton ready (log: {server.log_path})\n"
                   f"  http     http://{ports.http_url}\n  grpc     {ports.grpc_url}\n"
                   f"  metrics  {ports.metrics_url}\nCtrl-C stops it.", flush=True)
-            while not stop.is_set() and server.process is not None and server.process.poll() is None:
+            while not stop.is_set() and server.running():
                 stop.wait(0.5)
-            exited = server.process is not None and server.process.poll() is not None
+            exited = not server.running()
         if exited and not stop.is_set():
             raise TritonError(f"tritonserver exited on its own:\n{server.log_tail()}")
     print("Triton stopped.")

@@ -46,7 +46,9 @@ def check_loads(
     else:
         got = _run_torchscript(version_dir / "model.pt", example)
     if len(got) != len(expected):
-        raise BuildError(f"{version_dir}: written model gives {len(got)} outputs, eager {len(expected)}")
+        raise BuildError(
+            f"{version_dir}: written model gives {len(got)} outputs, eager {len(expected)}"
+        )
     for index, (actual, wanted) in enumerate(zip(got, expected, strict=True)):
         if not _close(actual, wanted.numpy()):
             raise BuildError(f"{version_dir}: output {index} differs from eager torch")

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.extend(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
 
 import torch  # noqa: E402
-from torch.utils.dlpack import from_dlpack, to_dlpack  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402  (provided by the stub)
+from torch.utils.dlpack import from_dlpack, to_dlpack  # noqa: E402
 
 
 class TritonPythonModel:

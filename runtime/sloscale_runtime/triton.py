@@ -153,7 +153,8 @@ class TritonServer:
         url = f"http://{self.ports.http_url}/v2/health/ready"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise TritonError(f"tritonserver exited ({self.process.returncode}):\n{self.log_tail()}")
+                code = self.process.returncode
+                raise TritonError(f"tritonserver exited ({code}):\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200:
@@ -163,6 +164,9 @@ class TritonServer:
             time.sleep(0.25)
         self.stop()
         raise TritonError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():

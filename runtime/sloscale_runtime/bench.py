@@ -1,0 +1,71 @@
+"""Benchmark (not a test): the example CNN's capacity with and without dynamic batching.
+
+`make bench-runtime` builds both variants, serves them on one local Triton, profiles each,
+prints a table and writes the two capacity profiles and one comparison PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+from pathlib import Path
+
+from sloscale_runtime import capacity, profiler
+from sloscale_runtime.builder import BuildOptions, build
+from sloscale_runtime.cli import int_list, write_atomically
+from sloscale_runtime.plot import plot_profiles
+from sloscale_runtime.triton import TritonServer
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "models" / "small_cnn.py"
+VARIANTS = {"small_cnn_batched": True, "small_cnn_unbatched": False}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("out/runtime-bench"))
+    parser.add_argument("--slo-ms", type=float, default=10.0)
+    parser.add_argument("--percentile", type=int, default=95)
+    parser.add_argument("--levels", default="1,2,4,8,16,32")
+    parser.add_argument("--step-s", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    profiles = []
+    with tempfile.TemporaryDirectory(prefix="sloscale-bench-") as workdir:
+        repository = Path(workdir) / "models"
+        for name, dynamic in VARIANTS.items():
+            build(BuildOptions(f"{EXAMPLE}:make_model", (1, 3, 32, 32), name, repository,
+                               dynamic_batching=dynamic))
+        with TritonServer(repository, Path(workdir)) as server:
+            for name in VARIANTS:
+                config, points = profiler.sweep(
+                    "http", server.ports.http_url, name, args.percentile, args.slo_ms,
+                    levels=int_list(args.levels, "--levels"), step_s=args.step_s)
+                profile = profiler.make_profile(
+                    config, points, "http", args.percentile, args.slo_ms, args.step_s,
+                    profiler.hardware_description(), dt.datetime.now(dt.UTC))
+                write_atomically(args.out / f"{name}.json", capacity.to_json(profile))
+                profiles.append(profile)
+    plot = plot_profiles(profiles, args.out / "batching.png")
+    print_table(profiles, args.percentile, args.slo_ms)
+    print(f"wrote {args.out}/*.json and {plot}")
+    return 0
+
+
+def print_table(profiles: list[capacity.CapacityProfile], percentile: int, slo_ms: float) -> None:
+    print(f"\nmax rate with p{percentile} <= {slo_ms:g} ms on {profiles[0].hardware['description']}"
+          f" ({profiles[0].hardware['cpu_count']} CPUs, client on the same machine)")
+    for profile in profiles:
+        curve = ", ".join(
+            f"c{p.concurrency}:{p.throughput_rps:.0f}rps/{p.latency_ms(percentile):.1f}ms"
+            for p in profile.points
+        )
+        best = profile.max_rps_at_target or 0.0
+        print(f"  {profile.model['name']:<22} {best:8.0f} rps   [{curve}]")
+    rates = [p.max_rps_at_target for p in profiles]
+    if all(rates):
+        print(f"  dynamic batching gain: {rates[0] / rates[1]:.2f}x")  # type: ignore[operator]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
