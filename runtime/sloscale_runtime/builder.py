@@ -43,8 +43,10 @@ class BuildOptions:
     format: str = "python"
     max_batch_size: int = 16
     dynamic_batching: bool = True
-    preferred_batch_sizes: tuple[int, ...] = (4, 8, 16)
-    max_queue_delay_us: int = 2000
+    # No preferred sizes and a short delay: Triton batches whatever is queued when the model
+    # frees up, so light load pays (almost) no wait and heavy load gets large batches.
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 100
     gpu: bool = False
     instance_count: int = 1
     torch_threads: int = 1  # python backend: torch intra-op threads per model instance

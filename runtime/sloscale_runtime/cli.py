@@ -26,8 +26,8 @@ def _add_build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="model repository folder")
     p.add_argument("--max-batch-size", type=int, default=16, help="0: model does not batch")
     p.add_argument("--no-dynamic-batching", action="store_true")
-    p.add_argument("--preferred-batch-sizes", default="4,8,16")
-    p.add_argument("--max-queue-delay-us", type=int, default=2000)
+    p.add_argument("--preferred-batch-sizes", default="", help="e.g. 4,8 (default: none)")
+    p.add_argument("--max-queue-delay-us", type=int, default=100)
     p.add_argument("--gpu", action="store_true", help="instance_group KIND_GPU")
     p.add_argument("--instances", type=int, default=1, help="instance_group count")
     p.add_argument("--torch-threads", type=int, default=1, help="python format: torch threads")
@@ -88,7 +88,10 @@ def _build(args: argparse.Namespace) -> int:
         format=args.format,
         max_batch_size=args.max_batch_size,
         dynamic_batching=not args.no_dynamic_batching,
-        preferred_batch_sizes=int_list(args.preferred_batch_sizes, "--preferred-batch-sizes"),
+        preferred_batch_sizes=(
+            int_list(args.preferred_batch_sizes, "--preferred-batch-sizes")
+            if args.preferred_batch_sizes else ()
+        ),
         max_queue_delay_us=args.max_queue_delay_us,
         gpu=args.gpu,
         instance_count=args.instances,

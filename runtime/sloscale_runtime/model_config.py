@@ -16,7 +16,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 from sloscale_runtime.errors import RuntimeInputError
 
 BACKENDS = ("python", "pytorch", "onnxruntime")
-INSTANCE_KINDS = ("KIND_CPU", "KIND_GPU")
+INSTANCE_KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")  # AUTO: Triton picks (its default)
 # Triton uses the model name as a directory and in URLs: keep it to a safe alphabet.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
