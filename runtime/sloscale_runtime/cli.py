@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sloscale_runtime.errors import BuildError, RuntimeInputError, TritonError
+
+if TYPE_CHECKING:
+    from sloscale_runtime.triton import Ports
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,16 +108,25 @@ def _build(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import signal
-    import threading
 
-    from sloscale_runtime.triton import Ports, TritonServer, free_port
+    from sloscale_runtime.triton import Ports, free_port
 
     ports = Ports(*(getattr(args, f"{n}_port") or free_port() for n in ("http", "grpc", "metrics")))
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _serve_until(args.repository, ports, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve_until(repository: Path, ports: Ports, stop: threading.Event) -> int:
+    from sloscale_runtime.triton import TritonServer
+
     with tempfile.TemporaryDirectory(prefix="sloscale-triton-") as workdir:
-        server = TritonServer(args.repository, Path(workdir), ports)
+        server = TritonServer(repository, Path(workdir), ports)
         with server:
             print(f"Triton ready (log: {server.log_path})\n"
                   f"  http     http://{ports.http_url}\n  grpc     {ports.grpc_url}\n"

@@ -123,6 +123,16 @@ def server_env(base: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def error_summary(log_text: str, max_lines: int = 30) -> str:
+    """glog error lines (`E1122 ...`) and the final `error:` line; the tail when there are none."""
+    lines = log_text.splitlines()
+    errors = [
+        line for line in lines
+        if (line[:1] == "E" and line[1:5].isdigit()) or line.startswith("error:")
+    ]
+    return "\n".join((errors or lines)[-max_lines:])
+
+
 class TritonServer:
     """One tritonserver process on loopback; use as a context manager."""
 
@@ -169,9 +179,10 @@ class TritonServer:
         return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
+        """Triton's error lines (why a model failed to load), else the last lines of its log."""
         if not self.log_path.exists():
             return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return error_summary(self.log_path.read_text(errors="replace"), lines)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGINT first (Triton unloads models and exits cleanly), SIGKILL if it hangs."""

@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-
 from sloscale_runtime import capacity
 from sloscale_runtime.capacity import CurvePoint
 from sloscale_runtime.errors import RuntimeInputError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sloscale_runtime.errors import RuntimeInputError
 from sloscale_runtime.model_config import (
     DynamicBatching,

@@ -1,0 +1,56 @@
+"""A real Prometheus scrapes the real Triton; the autoscaler's PromQL agrees with the load."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import BATCHED
+from prometheus_api_client import PrometheusConnect
+from sloscale_runtime import loadgen, promql
+from sloscale_runtime.triton import TritonServer
+
+pytestmark = pytest.mark.integration
+WINDOW_S = 10
+LOAD_S = 18.0
+CONCURRENCY = 4
+
+
+def query(prom: PrometheusConnect, expression: str) -> float:
+    result = prom.custom_query(expression)
+    assert len(result) == 1, f"{expression} -> {result}"
+    return float(result[0]["value"][1])
+
+
+def test_promql_matches_generated_load(triton: TritonServer, prometheus: str) -> None:
+    url = triton.ports.http_url
+    specs = loadgen.input_specs(loadgen.model_config("http", url, BATCHED))
+    make = loadgen.request_factory("http", url, BATCHED, specs)
+    results: list[loadgen.StepResult] = []
+    load = threading.Thread(
+        target=lambda: results.append(loadgen.run_step(make, CONCURRENCY, LOAD_S, warmup_s=0.0))
+    )
+    load.start()
+    time.sleep(LOAD_S - 2)  # query while the load still runs: the window is all steady load
+    labels = {"model": BATCHED}
+    window = f"{WINDOW_S}s"
+    prom = PrometheusConnect(url=prometheus, disable_ssl=True)
+    observed = {
+        "rps": query(prom, promql.request_rate(labels, window)),
+        "mean_ms": query(prom, promql.mean_latency_ms(labels, window)),
+        "p95_ms": query(prom, promql.latency_quantile_ms(labels, 95)),
+        "queue_ms": query(prom, promql.mean_queue_ms(labels, window)),
+        "pending": query(prom, promql.pending_requests(labels)),
+    }
+    load.join()
+    step = results[0]
+    client_rps = len(step.latencies_ms) / step.duration_s
+    client_mean_ms = sum(step.latencies_ms) / len(step.latencies_ms)
+    assert step.errors == 0
+    assert abs(observed["rps"] - client_rps) <= 0.10 * client_rps, (observed, client_rps)
+    # Server-side times exclude the client and HTTP: positive, never above what the client saw.
+    assert 0 < observed["mean_ms"] <= client_mean_ms, (observed, client_mean_ms)
+    assert 0 < observed["p95_ms"] <= max(step.latencies_ms), observed
+    assert 0 <= observed["queue_ms"] <= observed["mean_ms"], observed
+    assert 0 <= observed["pending"] <= CONCURRENCY, observed
