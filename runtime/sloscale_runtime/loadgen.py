@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,7 @@ class StepResult:
     errors: int
     duration_s: float
     first_error: str | None = None
+    completed_at: list[float] = field(default_factory=list)  # clock() at each counted finish
 
 
 def run_step(
@@ -123,6 +124,7 @@ def run_step(
             if window[0] <= done <= window[1]:
                 with lock:
                     result.latencies_ms.append((done - sent) * 1000.0)
+                    result.completed_at.append(done)
 
     threads = [threading.Thread(target=worker, args=(r,), daemon=True) for r in requests]
     for thread in threads:
