@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sloscale_runtime import capacity, profiler
+from sloscale_runtime import capacity, profiler, scrape
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.cli import int_list, write_atomically
 from sloscale_runtime.plot import plot_profiles
@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--percentile", type=int, default=95)
     parser.add_argument("--levels", default="1,2,4,8,16,32")
     parser.add_argument("--step-s", type=float, default=4.0)
+    parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
     args = parser.parse_args(argv)
     profiles = []
+    compute_us: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="sloscale-bench-") as workdir:
         repository = Path(workdir) / "models"
         for name, dynamic in VARIANTS.items():
@@ -38,18 +40,29 @@ def main(argv: list[str] | None = None) -> int:
                                dynamic_batching=dynamic))
         with TritonServer(repository, Path(workdir)) as server:
             for name in VARIANTS:
+                url = server.ports.http_url if args.protocol == "http" else server.ports.grpc_url
                 config, points = profiler.sweep(
-                    "http", server.ports.http_url, name, args.percentile, args.slo_ms,
+                    args.protocol, url, name, args.percentile, args.slo_ms,
                     levels=int_list(args.levels, "--levels"), step_s=args.step_s)
                 profile = profiler.make_profile(
-                    config, points, "http", args.percentile, args.slo_ms, args.step_s,
+                    config, points, args.protocol, args.percentile, args.slo_ms, args.step_s,
                     profiler.hardware_description(), dt.datetime.now(dt.UTC))
                 write_atomically(args.out / f"{name}.json", capacity.to_json(profile))
+                compute_us[name] = server_compute_us(server.ports.metrics_url, name)
                 profiles.append(profile)
     plot = plot_profiles(profiles, args.out / "batching.png")
     print_table(profiles, args.percentile, args.slo_ms)
+    print("  server compute per request (whole sweep, from Triton's counters): "
+          + ", ".join(f"{name} {us:.0f} us" for name, us in compute_us.items()))
     print(f"wrote {args.out}/*.json and {plot}")
     return 0
+
+
+def server_compute_us(metrics_url: str, model: str) -> float:
+    """Model execution time per request: what batching saves, free of client overhead."""
+    names = {scrape.COMPUTE_INFER_US, scrape.REQUEST_SUCCESS}
+    counters = scrape.model_counters(metrics_url, model, names)
+    return counters[scrape.COMPUTE_INFER_US] / max(counters[scrape.REQUEST_SUCCESS], 1.0)
 
 
 def print_table(profiles: list[capacity.CapacityProfile], percentile: int, slo_ms: float) -> None:

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import BATCHED, EXAMPLE, ROOT, UNBATCHED
-from prometheus_client.parser import text_string_to_metric_families
-from sloscale_runtime import capacity, loadgen
+from sloscale_runtime import capacity, loadgen, scrape
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.loader import load_model
 from sloscale_runtime.triton import TritonServer
@@ -47,29 +46,16 @@ def test_outputs_match_torch_eager(triton: TritonServer, protocol: str, model: s
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
 
 
-def model_counters(metrics_url: str, model: str) -> dict[str, float]:
-    with urllib.request.urlopen(metrics_url) as response:
-        text = response.read().decode()
-    wanted = {"nv_inference_exec_count", "nv_inference_request_success"}
-    # The parser names counter samples `<family>_total`; Triton's own names have no suffix.
-    return {
-        family.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if family.name in wanted and sample.labels.get("model") == model
-    }
-
-
 @pytest.mark.parametrize(("model", "batches"), [(BATCHED, True), (UNBATCHED, False)])
 def test_dynamic_batching_really_batches(triton: TritonServer, model: str, batches: bool) -> None:
-    before = model_counters(triton.ports.metrics_url, model)
+    names = {scrape.EXEC_COUNT, scrape.REQUEST_SUCCESS}
+    before = scrape.model_counters(triton.ports.metrics_url, model, names)
     specs = loadgen.input_specs(loadgen.model_config("http", triton.ports.http_url, model))
     make = loadgen.request_factory("http", triton.ports.http_url, model, specs)
     step = loadgen.run_step(make, concurrency=8, duration_s=2.0, warmup_s=0.5)
-    after = model_counters(triton.ports.metrics_url, model)
-    executions = after["nv_inference_exec_count"] - before.get("nv_inference_exec_count", 0)
-    successes = (after["nv_inference_request_success"]
-                 - before.get("nv_inference_request_success", 0))
+    after = scrape.model_counters(triton.ports.metrics_url, model, names)
+    executions = after[scrape.EXEC_COUNT] - before.get(scrape.EXEC_COUNT, 0)
+    successes = after[scrape.REQUEST_SUCCESS] - before.get(scrape.REQUEST_SUCCESS, 0)
     assert step.errors == 0 and successes >= len(step.latencies_ms) > 0
     if batches:
         assert executions < successes
