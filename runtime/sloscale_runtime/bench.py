@@ -60,9 +60,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def server_compute_us(metrics_url: str, model: str) -> float:
     """Model execution time per request: what batching saves, free of client overhead."""
-    names = {scrape.COMPUTE_INFER_US, scrape.REQUEST_SUCCESS}
+    names = {scrape.COMPUTE_INFER_US, scrape.REQUEST_SUCCESS, scrape.EXEC_COUNT}
     counters = scrape.model_counters(metrics_url, model, names)
-    return counters[scrape.COMPUTE_INFER_US] / max(counters[scrape.REQUEST_SUCCESS], 1.0)
+    return compute_us_per_request(counters[scrape.COMPUTE_INFER_US],
+                                  counters[scrape.REQUEST_SUCCESS], counters[scrape.EXEC_COUNT])
+
+
+def compute_us_per_request(compute_us: float, requests: float, executions: float) -> float:
+    """Triton charges every request of a batch the whole batch's compute time, so the
+    machine time per request is the per-request charge divided by the mean batch size."""
+    if requests <= 0 or executions <= 0:
+        return float("nan")
+    mean_batch = requests / executions
+    return compute_us / requests / mean_batch
 
 
 def print_table(profiles: list[capacity.CapacityProfile], percentile: int, slo_ms: float) -> None:

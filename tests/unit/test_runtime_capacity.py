@@ -8,6 +8,7 @@ import math
 
 import pytest
 from sloscale_runtime import capacity
+from sloscale_runtime.bench import compute_us_per_request
 from sloscale_runtime.capacity import CurvePoint
 from sloscale_runtime.errors import RuntimeInputError
 from sloscale_runtime.profiler import batching_of, make_profile
@@ -135,3 +136,16 @@ def _mutated(**changes: object) -> str:
 def test_from_json_rejects(text: str, message: str) -> None:
     with pytest.raises(RuntimeInputError, match=rf"cm/profile\.json: .*{message}"):
         capacity.from_json(text, source="cm/profile.json")
+
+
+@pytest.mark.parametrize(
+    ("compute_us", "requests", "executions", "expected"),
+    [(1000.0, 10, 10, 100.0), (4000.0, 10, 5, 200.0), (8000.0, 8, 1, 125.0)],
+)
+def test_compute_us_per_request(compute_us: float, requests: float, executions: float,
+                                expected: float) -> None:
+    assert compute_us_per_request(compute_us, requests, executions) == expected
+
+
+def test_compute_us_per_request_without_requests_is_nan() -> None:
+    assert math.isnan(compute_us_per_request(0.0, 0, 0))
