@@ -14,14 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from runtime_support import BATCHED, EXAMPLE, UNBATCHED
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.triton import TritonServer, find_triton_home, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = f"{ROOT / 'examples' / 'models' / 'small_cnn.py'}:make_model"
-BATCHED = "small_cnn"
-UNBATCHED = "small_cnn_unbatched"
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-from conftest import BATCHED
 from prometheus_api_client import PrometheusConnect
+from runtime_support import BATCHED
 from sloscale_runtime import loadgen, promql
 from sloscale_runtime.triton import TritonServer
 
@@ -23,20 +23,37 @@ def query(prom: PrometheusConnect, expression: str, at_s: float) -> float:
     return float(result[0]["value"][1])
 
 
+def wait_for_scrapes(prom: PrometheusConnect, labels: dict[str, str], samples: int = 3) -> None:
+    """Until Prometheus holds a few samples of the series: a range that starts before the first
+    sample makes rate() extrapolate only half an interval there and read low."""
+    expression = f"count_over_time(nv_inference_request_success{promql.selector(labels)}[1m])"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        result = prom.custom_query(expression)
+        if result and float(result[0]["value"][1]) >= samples:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Prometheus has not scraped Triton's counters: {expression}")
+
+
 def test_promql_matches_generated_load(triton: TritonServer, prometheus: str) -> None:
     url = triton.ports.http_url
     specs = loadgen.input_specs(loadgen.model_config("http", url, BATCHED))
     make = loadgen.request_factory("http", url, BATCHED, specs)
+    labels = {"model": BATCHED}
+    prom = PrometheusConnect(url=prometheus, disable_ssl=True)
+    loadgen.run_step(make, 1, duration_s=0.2, warmup_s=0.0)  # the series exists from here on
+    wait_for_scrapes(prom, labels)
     results: list[loadgen.StepResult] = []
     # Wall-clock timestamps, so that the client's count covers the very window PromQL evaluates.
     load = threading.Thread(target=lambda: results.append(
         loadgen.run_step(make, CONCURRENCY, LOAD_S, warmup_s=0.0, clock=time.time)))
     load.start()
     time.sleep(LOAD_S - 3)
-    at_s = time.time() - 1.5  # the last scrapes (1 s apart) before this instant are stored
-    labels = {"model": BATCHED}
+    # 2 s back, so the scrapes at the window's end are stored even when they run late under load;
+    # the window then lies inside the load, which began 13 s before it ends.
+    at_s = time.time() - 2.0
     window = f"{WINDOW_S}s"
-    prom = PrometheusConnect(url=prometheus, disable_ssl=True)
     observed = {
         "rps": query(prom, promql.request_rate(labels, window), at_s),
         "mean_ms": query(prom, promql.mean_latency_ms(labels, window), at_s),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BATCHED, EXAMPLE, ROOT, UNBATCHED
+from runtime_support import BATCHED, EXAMPLE, ROOT, UNBATCHED
 from sloscale_runtime import capacity, loadgen, scrape
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.loader import load_model
