@@ -71,13 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError as error:
-        raise RuntimeInputError(f"{option}: not a comma list of integers: {text!r}") from error
-    if not values or any(v <= 0 for v in values):
-        raise RuntimeInputError(f"{option}: values must be positive: {text!r}")
-    return values
+    from sloscale_runtime.loader import positive_ints
+
+    return positive_ints(text, option)
 
 
 def _build(args: argparse.Namespace) -> int:

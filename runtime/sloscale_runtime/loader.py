@@ -25,15 +25,19 @@ def parse_factory_ref(ref: str) -> tuple[Path, str]:
     return path, factory
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """Parse `1,3,32,32` into a shape of positive integers."""
+def positive_ints(text: str, option: str) -> tuple[int, ...]:
+    """Parse `1,3,32,32` into positive integers; errors name the command-line option."""
     try:
-        shape = tuple(int(part) for part in text.split(","))
+        values = tuple(int(part) for part in text.split(","))
     except ValueError as error:
-        raise RuntimeInputError(f"--input-shape: not a comma list of integers: {text!r}") from error
-    if not shape or any(d <= 0 for d in shape):
-        raise RuntimeInputError(f"--input-shape: dimensions must be positive: {text!r}")
-    return shape
+        raise RuntimeInputError(f"{option}: not a comma list of integers: {text!r}") from error
+    if not values or any(v <= 0 for v in values):
+        raise RuntimeInputError(f"{option}: values must be positive: {text!r}")
+    return values
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    return positive_ints(text, "--input-shape")
 
 
 def load_model(ref: str) -> torch.nn.Module:
