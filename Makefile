@@ -10,12 +10,12 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator
+.PHONY: demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-install: venv binaries ## install everything the project needs (Python deps, cluster binaries)
+install: venv binaries system-deps ## install everything the project needs (Python deps, cluster binaries)
 
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/pyenv.py ensure >/dev/null
@@ -70,3 +70,12 @@ bench-scale: install ## 1,000 InferenceServices: tick cost, PromQL per tick, ope
 
 bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, 24 h speed run
 	@$(PY) -m sloscale.sim.bench --traces $(CURDIR)/../shared/traces --out $(CURDIR)/.sloscale/bench
+
+system-deps: venv ## install Prometheus (apt) and the pytriton wheel's tritonserver (cached)
+	@PYTHON=$(PY) bash hack/install-system-deps.sh
+
+test-integration: venv system-deps ## only the integration tests (real Triton, real Prometheus)
+	$(PY) -m pytest -ra -m integration tests/integration
+
+bench-runtime: venv system-deps ## profile the example CNN with and without dynamic batching (prints figures, writes out/runtime-bench/)
+	$(PY) -m sloscale_runtime.bench --out out/runtime-bench

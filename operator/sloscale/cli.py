@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("sloscale.backtest_cmd", "replay a Prometheus range through a policy (recommend)"),
     "run": ("sloscale.controller.run", "run the operator against the current KUBECONFIG"),
     "simulate": ("sloscale.simulate_cmd", "replay a request trace under autoscaling policies"),
+    "runtime": ("sloscale_runtime.cli", "build, serve and profile Triton model repositories"),
 }
 
 

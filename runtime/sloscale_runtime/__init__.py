@@ -1,0 +1,1 @@
+"""Triton side of sloscale: build model repositories from torch, serve them, profile capacity."""
