@@ -72,7 +72,9 @@ class BulkEmulator:
             if out.returncode != 0:
                 continue
             pods = json.loads(out.stdout)["items"]
-            service_of = {p["metadata"]["name"]: p["metadata"]["labels"][SERVICE_LABEL] for p in pods}
+            service_of = {
+                p["metadata"]["name"]: p["metadata"]["labels"][SERVICE_LABEL] for p in pods
+            }
             by_service: dict[str, dict[PodKey, EmulatedPod]] = {}
             for name in ready_pod_names(pods):
                 key = PodKey(NS, name)
@@ -111,15 +113,22 @@ def _apply_at_rate(cluster: LocalCluster, count: int, rate: int) -> dict[str, fl
     for start in range(0, count, rate):
         began = time.monotonic()
         batch = [_service(i) for i in range(start, min(count, start + rate))]
-        cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                               "items": batch}), timeout=120)
+        cluster.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": batch}),
+            timeout=120,
+        )
         for item in batch:
             applied[item["metadata"]["name"]] = time.time()
         time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
     return applied
 
 
-def _watch_deployments(cluster: LocalCluster, seen: dict[str, float], stop: threading.Event) -> None:
+def _watch_deployments(
+    cluster: LocalCluster, seen: dict[str, float], stop: threading.Event
+) -> None:
     proc = subprocess.Popen(
         [str(cluster.bin_dir / "kubectl"), "get", "deployments", "-n", NS, "--watch",
          "--output-watch-events", "-o", "jsonpath={.object.metadata.name}{\"\\n\"}"],
@@ -170,13 +179,23 @@ def run(services: int, rate: int) -> None:
                              daemon=True).start()  # fmt: skip
             started = time.monotonic()
             applied = _apply_at_rate(cluster, services, rate)
-            print(f"applied {services} InferenceServices at {rate}/s in "
-                  f"{time.monotonic() - started:.0f}s", flush=True)
+            print(
+                f"applied {services} InferenceServices at {rate}/s in "
+                f"{time.monotonic() - started:.0f}s",
+                flush=True,
+            )
             deadline = time.monotonic() + 1800
             ready = 0
             while time.monotonic() < deadline:
-                out = cluster.kubectl("get", "deployments", "-n", NS, "-o",
-                                      "jsonpath={.items[*].status.readyReplicas}", timeout=120)
+                out = cluster.kubectl(
+                    "get",
+                    "deployments",
+                    "-n",
+                    NS,
+                    "-o",
+                    "jsonpath={.items[*].status.readyReplicas}",
+                    timeout=120,
+                )
                 ready = sum(int(x) for x in out.stdout.split())
                 if ready >= services:
                     break
@@ -197,13 +216,21 @@ def run(services: int, rate: int) -> None:
             cpu1, rss, peak = _proc(operator.pid)
             ticks = max(1.0, n1 - n0)
             print(f"\nscale benchmark: {services} InferenceServices, autoscaler tick {TICK_S:g}s")
-            print(f"  creation -> Deployment exists   p50 {statistics.median(delays):.2f}s  "
-                  f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f}s  ({len(delays)} seen)")
-            print(f"  all pods Ready after            {all_ready_s:.0f}s from the first apply "
-                  f"({ready}/{services})")
-            print(f"  loop tick wall time (mean)      {(s1 - s0) / ticks:.3f}s over {ticks:.0f} ticks")
-            print(f"  operator CPU per tick           {(cpu1 - cpu0) / ticks:.3f}s "
-                  "(whole process: kopf watches included)")
+            print(
+                f"  creation -> Deployment exists   p50 {statistics.median(delays):.2f}s  "
+                f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f}s  ({len(delays)} seen)"
+            )
+            print(
+                f"  all pods Ready after            {all_ready_s:.0f}s from the first apply "
+                f"({ready}/{services})"
+            )
+            print(
+                f"  loop tick wall time (mean)      {(s1 - s0) / ticks:.3f}s over {ticks:.0f} ticks"
+            )
+            print(
+                f"  operator CPU per tick           {(cpu1 - cpu0) / ticks:.3f}s "
+                "(whole process: kopf watches included)"
+            )
             print(f"  PromQL queries per tick         {(q1 - q0) / ticks:.1f}")
             print(f"  operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB")
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -207,6 +208,8 @@ class Demo:
             _say("interrupted")
             return 130
         finally:
+            # A second Ctrl-C must not cut the teardown short and leave servers behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             for stop in reversed(self.stack):
                 try:
                     stop()

@@ -11,11 +11,20 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus", required=True, metavar="URL")
     parser.add_argument("--inferenceservice", required=True, metavar="NS/NAME")
-    parser.add_argument("--from", dest="start", required=True, metavar="T1",
-                        help="ISO time (2026-11-22T06:00:00Z) or Unix seconds")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="T1",
+        help="ISO time (2026-11-22T06:00:00Z) or Unix seconds",
+    )
     parser.add_argument("--to", dest="end", required=True, metavar="T2")
-    parser.add_argument("--spec", type=Path, metavar="FILE",
-                        help="the InferenceService manifest (default: read it from the cluster)")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="the InferenceService manifest (default: read it from the cluster)",
+    )
     parser.add_argument("--policy", help="replay another policy than the service's (slo, hpa, ...)")
     parser.add_argument("--png", type=Path, default=Path("backtest.png"))
 
@@ -28,7 +37,9 @@ def parse_time(text: str) -> float:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
     except ValueError:
-        raise SystemExit(f"sloscale backtest: bad time {text!r}: use ISO 8601 or Unix seconds")
+        raise SystemExit(
+            f"sloscale backtest: bad time {text!r}: use ISO 8601 or Unix seconds"
+        ) from None
 
 
 def _manifest(args: argparse.Namespace, namespace: str, name: str) -> dict:
@@ -64,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if end <= start:
         print("sloscale backtest: --to must be after --from", file=sys.stderr)
         return 2
-    spec = policy_spec((_manifest(args, namespace, name).get("spec") or {}).get("autoscaling") or {})
+    spec = policy_spec(
+        (_manifest(args, namespace, name).get("spec") or {}).get("autoscaling") or {}
+    )
     if args.policy:
         spec = dataclasses.replace(spec, policy=args.policy)
     source = PrometheusSource(args.prometheus, window_s=spec.objective.window)
@@ -75,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     rows = replay(matrices, ServiceKey(namespace, name), spec, 3 * spec.interval)
     if not rows:
-        print(f"sloscale backtest: Prometheus has no samples for {namespace}/{name} "
-              "in that range", file=sys.stderr)
+        print(
+            f"sloscale backtest: Prometheus has no samples for {namespace}/{name} in that range",
+            file=sys.stderr,
+        )
         return 1
     print(table(rows))
     plot(rows, spec.objective.targetMs, args.png)

@@ -189,8 +189,11 @@ def test_prometheus_outage_holds_replicas_and_recovers(stack: Stack) -> None:
         stack.prometheus.stop()
         # (While Prometheus shuts down it may still answer, empty: NoSamples comes first.)
         gone = wait_for(
-            lambda: (c := condition(stack, "outage", "MetricsAvailable")).get("reason")
-            == "PrometheusUnavailable" and c,
+            lambda: (
+                (c := condition(stack, "outage", "MetricsAvailable")).get("reason")
+                == "PrometheusUnavailable"
+                and c
+            ),
             40,
             "MetricsAvailable=False, PrometheusUnavailable",
         )
@@ -214,8 +217,11 @@ def test_more_demand_than_gpus_stops_at_what_fits_and_says_so(stack: Stack) -> N
     runner = stack.replay_manifest(manifest, [(300, 400.0)])
     try:
         limited = wait_for(
-            lambda: (c := condition(stack, "gpu-bound", "ScalingLimited")).get("reason")
-            == "Unschedulable" and c,
+            lambda: (
+                (c := condition(stack, "gpu-bound", "ScalingLimited")).get("reason")
+                == "Unschedulable"
+                and c
+            ),
             120,
             "ScalingLimited=Unschedulable",
         )

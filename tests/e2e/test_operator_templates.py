@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sloscale.render.templates import package_sources
 
 from hack.localcluster.cluster import LocalCluster
+from sloscale.render.templates import package_sources
 from tests.e2e.operator_process import (
     OperatorProcess,
     get_json,

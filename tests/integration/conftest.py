@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from runtime_support import BATCHED, EXAMPLE, UNBATCHED
+
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.triton import TritonServer, find_triton_home, free_port

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.promql import ServiceKey
 from sloscale.devtools.prometheus import LocalPrometheus, scrape_config

@@ -8,6 +8,7 @@ import time
 import pytest
 from prometheus_api_client import PrometheusConnect
 from runtime_support import BATCHED
+
 from sloscale_runtime import loadgen, promql
 from sloscale_runtime.triton import TritonServer
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from runtime_support import BATCHED, EXAMPLE, ROOT, UNBATCHED
+
 from sloscale_runtime import capacity, loadgen, scrape
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.loader import load_model

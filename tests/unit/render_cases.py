@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from sloscale.api.spec import parse_spec
 from sloscale.render.contract import load_package_templates
 from sloscale.render.renderer import Manifest, render_children

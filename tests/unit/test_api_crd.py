@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from sloscale.api.crd import CRD_FILE, build_crd, crd_text, main
 
 ROOT = Path(__file__).resolve().parents[2]

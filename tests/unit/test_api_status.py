@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from sloscale.api.status import Observed, Problem, compute_status, desired_conditions
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from sloscale.api.spec import SpecError, parse_object, parse_spec
 
 MODEL = {"name": "m", "storageUri": "s3://bucket/m"}

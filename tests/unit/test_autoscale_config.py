@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sloscale.autoscale.config import duration_s, policy_spec
 
 

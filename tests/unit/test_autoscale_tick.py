@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.policies.base import (
     AutoscalingSpec,
@@ -182,9 +183,9 @@ def test_operator_metrics_expose_decisions_and_replicas() -> None:
     metrics.record(key, outcome, 80.0, 250.0)
     page = generate_latest(metrics.registry).decode()
     labels = 'inferenceservice="bert",namespace="prod"'
-    assert f'sloscale_desired_replicas{{{labels}}} 6.0' in page
-    assert f'sloscale_current_replicas{{{labels}}} 4.0' in page
-    assert f'sloscale_observed_latency_ms{{{labels}}} 80.0' in page
+    assert f"sloscale_desired_replicas{{{labels}}} 6.0" in page
+    assert f"sloscale_current_replicas{{{labels}}} 4.0" in page
+    assert f"sloscale_observed_latency_ms{{{labels}}} 80.0" in page
     assert f'sloscale_autoscaler_decisions_total{{{labels},reason="wants"}} 1.0' in page
     metrics.forget(key)
     assert "sloscale_desired_replicas{" not in generate_latest(metrics.registry).decode()

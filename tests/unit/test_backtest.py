@@ -25,7 +25,11 @@ def test_vectors_regrouped_by_time_and_other_services_ignored() -> None:
 
 def test_replay_recommends_what_the_policy_would_have() -> None:
     spec = policy_spec(
-        {"policy": "keda", "objective": {"targetMs": 200}, "capacityProfile": {"maxRpsPerReplica": 10}}
+        {
+            "policy": "keda",
+            "objective": {"targetMs": 200},
+            "capacityProfile": {"maxRpsPerReplica": 10},
+        }
     )
     matrices = {
         "rps": _matrix([(0, "3"), (15, "35"), (30, "35")]),

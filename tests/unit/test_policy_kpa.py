@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sloscale.autoscale.policies import AutoscalingSpec, ReplicaState, Snapshot
 from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings, KpaState, concurrency, scale
 

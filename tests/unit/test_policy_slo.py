@@ -6,6 +6,7 @@ import copy
 from dataclasses import replace
 
 import pytest
+
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
 from sloscale.autoscale.policies.slo import SloParams, SloPolicy, learn_capacity, trend_rps_per_s
 

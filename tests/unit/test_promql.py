@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sloscale.autoscale.promql import (
     PROM_SERVICE_LABEL,
     ServiceKey,

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sloscale.render.contract import render_sample, shape
 from sloscale.render.quoting import tojson
 from sloscale.render.templates import compile_templates, package_sources

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sloscale.render.contract import load_directory_templates, load_templates
 from sloscale.render.templates import DEPLOYMENT, SERVICE, TemplateError, package_sources
 

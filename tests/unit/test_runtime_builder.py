@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.errors import BuildError, RuntimeInputError
 from sloscale_runtime.loader import parse_factory_ref, parse_shape

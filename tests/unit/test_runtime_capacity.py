@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+
 from sloscale_runtime import capacity
 from sloscale_runtime.bench import compute_us_per_request
 from sloscale_runtime.capacity import CurvePoint

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from sloscale.cli import main
 from sloscale_runtime import loadgen
 from sloscale_runtime.cli import int_list

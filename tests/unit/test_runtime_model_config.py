@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sloscale_runtime.errors import RuntimeInputError
 from sloscale_runtime.model_config import (
     DynamicBatching,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sloscale_runtime import promql, scrape
 
 M = {"model": "cnn"}

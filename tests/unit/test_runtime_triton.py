@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.triton import (
     Ports,

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, make_policy
 from sloscale.sim.cluster import ColdStart, Pods
 from sloscale.sim.engine import SimConfig, advance, simulate

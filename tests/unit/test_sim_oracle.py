@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, make_policy
 from sloscale.sim.compare import compare
 from sloscale.sim.engine import SimConfig, simulate

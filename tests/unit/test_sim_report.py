@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sloscale.autoscale.policies import AutoscalingSpec, Objective
 from sloscale.sim.engine import RunResult
 from sloscale.sim.report import pareto_dominates, score, windows_meeting_objective

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sloscale.sim.traces import TraceError, load_trace, stretch, tile
 
 # The shared traces sit beside the checkout (../shared/traces), as the Makefile expects.

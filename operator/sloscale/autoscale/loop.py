@@ -80,14 +80,18 @@ class AutoscalerLoop:
         self._forget_deleted(services)
         if not due:
             return []
-        fetched = await self.source.fetch_async(now)
-        if fetched.error is not None:
-            self.metrics.query_errors.inc()
+        # One batch of queries per distinct rate window (services share the usual few).
+        by_window: dict[float, Fetched] = {}
+        for window_s in sorted({_window_s(s) for s in due}):
+            by_window[window_s] = await self.source.fetch_async(now, window_s)
+            if by_window[window_s].error is not None:
+                self.metrics.query_errors.inc()
         cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_LABEL)
         results = []
         for service in due:
             key = _key(service)
             try:
+                fetched = by_window[_window_s(service)]
                 outcome, metrics = self._decide(service, fetched, cluster, now)
                 await asyncio.to_thread(self._act, service, outcome, metrics, now)
                 results.append((key, outcome))
@@ -145,8 +149,14 @@ class AutoscalerLoop:
         if memory.unschedulable and now - memory.unschedulable[0] < UNSCHEDULABLE_MEMORY_S:
             note = f"{memory.unschedulable[1]} (seen {now - memory.unschedulable[0]:.0f}s ago)"
         outcome = decide_tick(
-            memory.policy, spec, autoscaling.get("mode", "active"), metrics, pods, competitor,
-            now, note,
+            memory.policy,
+            spec,
+            autoscaling.get("mode", "active"),
+            metrics,
+            pods,
+            competitor,
+            now,
+            note,
         )
         memory.last_decided = now
         latency = metrics.snapshot.latency_ms if metrics.snapshot else None
@@ -222,6 +232,14 @@ def _parse_iso(text: str) -> float:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return 0.0
+
+
+def _window_s(service: dict[str, Any]) -> float:
+    """The rate window a service's objective asks for (its objective.window)."""
+    try:
+        return policy_spec(service["spec"]["autoscaling"]).objective.window
+    except ValueError:
+        return AutoscalingSpec().objective.window
 
 
 def _key(service: dict[str, Any]) -> ServiceKey:

@@ -54,11 +54,12 @@ class PrometheusSource:
             timeout=int(max(1, timeout_s)),
         )
 
-    def fetch(self, now: float) -> Fetched:
-        """Blocking: run every query at time `now`. Never raises for Prometheus' failures."""
+    def fetch(self, now: float, window_s: float | None = None) -> Fetched:
+        """Blocking: run every query at time `now`, rates over `window_s` (default: the
+        source's). Never raises for Prometheus' failures."""
         vectors: dict[str, dict[ServiceKey, float]] = {}
         run = 0
-        for name, query in queries(self.window_s).items():
+        for name, query in queries(window_s or self.window_s).items():
             run += 1
             try:
                 result = self._client.custom_query(
@@ -93,9 +94,9 @@ class PrometheusSource:
             return f"Prometheus at {self.url} did not answer within {self.timeout_s:g}s"
         return f"query {query_name} failed: {_short(err)}"
 
-    async def fetch_async(self, now: float) -> Fetched:
+    async def fetch_async(self, now: float, window_s: float | None = None) -> Fetched:
         """The same, in a worker thread, so the operator's event loop never blocks on HTTP."""
-        return await asyncio.to_thread(self.fetch, now)
+        return await asyncio.to_thread(self.fetch, now, window_s)
 
 
 def _as_samples(result: object) -> Iterable[Mapping[str, object]]:

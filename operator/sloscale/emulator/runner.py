@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from sloscale.api import SERVICE_LABEL
-
 from sloscale.emulator.server import EmulatedPod, PodKey, Registry
 from sloscale.emulator.service import EmulatedService
 

@@ -37,7 +37,9 @@ class Registry:
         self._lock = threading.Lock()
         self._pods: dict[PodKey, EmulatedPod] = {}
 
-    def set_service_pods(self, namespace: str, service: str, pods: dict[PodKey, EmulatedPod]) -> None:
+    def set_service_pods(
+        self, namespace: str, service: str, pods: dict[PodKey, EmulatedPod]
+    ) -> None:
         """Replace one service's pods, leaving other services' pods alone."""
         with self._lock:
             kept = {
