@@ -162,9 +162,10 @@ class Demo:
         tl.ready.append(ready)
         tl.observed_ms.append(float(observed))
         tl.decisions.append(last)
+        replicas = f"{ready:2d}/{spec_replicas:2d}"
         print(
-            f"  t={now:5.0f}s  load {tl.load_rps[-1]:6.1f} rps  replicas {ready:2d}/{spec_replicas:2d}"
-            f" ready/desired  p95 {observed:6.0f} ms (SLO {self.args.slo_ms:.0f})  {last[:60]}",
+            f"  t={now:5.0f}s  load {tl.load_rps[-1]:6.1f} rps  replicas {replicas} ready/desired"
+            f"  p95 {observed:6.0f} ms (SLO {self.args.slo_ms:.0f})  {last[:60]}",
             flush=True,
         )
 

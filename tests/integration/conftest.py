@@ -5,20 +5,16 @@ Nothing here skips: a missing binary fails the test with the command that instal
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runtime_support import BATCHED, EXAMPLE, UNBATCHED
+from runtime_support import BATCHED, EXAMPLE, TRITON_LABELS, UNBATCHED
 
+from sloscale.devtools.prometheus import LocalPrometheus, PrometheusNotFound, scrape_config
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.errors import TritonError
-from sloscale_runtime.triton import TritonServer, find_triton_home, free_port
+from sloscale_runtime.triton import TritonServer, find_triton_home
 
 
 @pytest.fixture(scope="session")
@@ -39,47 +35,21 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield server
 
 
-def scrape_config(triton_metrics_port: int) -> str:
-    return (
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: triton\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{triton_metrics_port}']\n"
-    )
-
-
 @pytest.fixture(scope="session")
 def prometheus(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus on loopback scraping the Triton fixture every second; yields its URL."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not on PATH; run `make system-deps` (Debian package prometheus)")
-    workdir = tmp_path_factory.mktemp("prometheus")
-    (workdir / "prometheus.yml").write_text(scrape_config(triton.ports.metrics))
-    port = free_port()
-    log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 (closed after the process)
-    process = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}",
-         f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+    # Labelled as pod discovery would label an InferenceService's pod, which serves one
+    # model: the unbatched twin's series are dropped so the service's numbers are its own.
+    drop_twin = {"source_labels": ["model"], "regex": UNBATCHED, "action": "drop"}
+    config = scrape_config(
+        1, static_targets={"triton": [f"127.0.0.1:{triton.ports.metrics}"]},
+        target_labels=TRITON_LABELS, metric_relabel_configs=[drop_twin],
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"{url}/-/ready", process, workdir / "prometheus.log")
-        yield url
+        prometheus = LocalPrometheus(tmp_path_factory.mktemp("prometheus"), config).start()
+    except (PrometheusNotFound, RuntimeError) as error:
+        pytest.fail(f"{error} (integration tests need the real server)")
+    try:
+        yield prometheus.url
     finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    pytest.fail(f"prometheus not ready at {url}:\n{log.read_text()[-2000:]}")
+        prometheus.stop()

@@ -118,8 +118,12 @@ def test_backtest_replays_a_real_range(prometheus_over_emulator, tmp_path: Path)
     from sloscale.autoscale.config import policy_spec
     from sloscale.autoscale.metrics import PrometheusSource
 
-    autoscaling = {"policy": "keda", "interval": "2s", "objective": {"targetMs": 100, "window": "10s"},
-                   "capacityProfile": {"maxRpsPerReplica": 10}}  # fmt: skip
+    autoscaling = {
+        "policy": "keda",
+        "interval": "2s",
+        "objective": {"targetMs": 100, "window": "10s"},
+        "capacityProfile": {"maxRpsPerReplica": 10},
+    }
     source = PrometheusSource(prom.url, window_s=10)
     matrices = source.fetch_range(end - 4, end, 2, {"actual_pods": ACTUAL_PODS_QUERY})
     rows = replay(matrices, ServiceKey("prod", "alpha"), policy_spec(autoscaling), 30)

@@ -1,4 +1,8 @@
-"""A real Prometheus scrapes the real Triton; the autoscaler's PromQL agrees with the load."""
+"""A real Prometheus scrapes the real Triton; the operator's production PromQL agrees with the load.
+
+User story: the numbers the autoscaler decides on (rate, mean latency from counters, p95 from
+Triton's summaries, queue time, pending) are right for a real Triton under a known load.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import time
 
 import pytest
 from prometheus_api_client import PrometheusConnect
-from runtime_support import BATCHED
+from runtime_support import BATCHED, TRITON_LABELS
 
-from sloscale_runtime import loadgen, promql
+from sloscale.autoscale.metrics import PrometheusSource
+from sloscale.autoscale.promql import PROM_SERVICE_LABEL, ServiceKey
+from sloscale_runtime import loadgen
 from sloscale_runtime.triton import TritonServer
 
 pytestmark = pytest.mark.integration
@@ -18,16 +24,10 @@ LOAD_S = 18.0
 CONCURRENCY = 4
 
 
-def query(prom: PrometheusConnect, expression: str, at_s: float) -> float:
-    result = prom.custom_query(expression, params={"time": f"{at_s:.3f}"})
-    assert len(result) == 1, f"{expression} -> {result}"
-    return float(result[0]["value"][1])
-
-
-def wait_for_scrapes(prom: PrometheusConnect, labels: dict[str, str], samples: int = 3) -> None:
+def wait_for_scrapes(prom: PrometheusConnect, samples: int = 3) -> None:
     """Until Prometheus holds a few samples of the series: a range that starts before the first
     sample makes rate() extrapolate only half an interval there and read low."""
-    expression = f"count_over_time(nv_inference_request_success{promql.selector(labels)}[1m])"
+    expression = f'count_over_time(nv_inference_request_success{{model="{BATCHED}"}}[1m])'
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         result = prom.custom_query(expression)
@@ -41,10 +41,9 @@ def test_promql_matches_generated_load(triton: TritonServer, prometheus: str) ->
     url = triton.ports.http_url
     specs = loadgen.input_specs(loadgen.model_config("http", url, BATCHED))
     make = loadgen.request_factory("http", url, BATCHED, specs)
-    labels = {"model": BATCHED}
     prom = PrometheusConnect(url=prometheus, disable_ssl=True)
     loadgen.run_step(make, 1, duration_s=0.2, warmup_s=0.0)  # the series exists from here on
-    wait_for_scrapes(prom, labels)
+    wait_for_scrapes(prom)
     results: list[loadgen.StepResult] = []
     # Wall-clock timestamps, so that the client's count covers the very window PromQL evaluates.
     load = threading.Thread(target=lambda: results.append(
@@ -54,13 +53,16 @@ def test_promql_matches_generated_load(triton: TritonServer, prometheus: str) ->
     # 2 s back, so the scrapes at the window's end are stored even when they run late under load;
     # the window then lies inside the load, which began 13 s before it ends.
     at_s = time.time() - 2.0
-    window = f"{WINDOW_S}s"
+    key = ServiceKey(TRITON_LABELS["namespace"], TRITON_LABELS[PROM_SERVICE_LABEL])
+    fetched = PrometheusSource(prometheus, window_s=WINDOW_S).fetch(at_s)
+    snapshot = fetched.for_service(key, "p95", stale_after_s=30).snapshot
+    assert fetched.error is None and snapshot is not None, fetched
     observed = {
-        "rps": query(prom, promql.request_rate(labels, window), at_s),
-        "mean_ms": query(prom, promql.mean_latency_ms(labels, window), at_s),
-        "p95_ms": query(prom, promql.latency_quantile_ms(labels, 95), at_s),
-        "queue_ms": query(prom, promql.mean_queue_ms(labels, window), at_s),
-        "pending": query(prom, promql.pending_requests(labels), at_s),
+        "rps": snapshot.rps,
+        "mean_ms": snapshot.latency_mean_ms,
+        "p95_ms": snapshot.latency_ms,
+        "queue_ms": snapshot.queue_ms,
+        "pending": snapshot.pending,
     }
     load.join()
     step = results[0]

@@ -55,11 +55,27 @@ def test_missing_fields_keep_policy_defaults() -> None:
 
 
 def test_capacity_profile_json() -> None:
-    from sloscale.autoscale.config import capacity_from_profile
+    import json
 
-    assert capacity_from_profile('{"model": "m", "max_rps_at_target": 42.5}') == 42.5
-    for bad in ("{}", "not json", '{"max_rps_at_target": -1}', '{"max_rps_at_target": "x"}'):
-        with pytest.raises(ValueError):
-            capacity_from_profile(bad)
+    from sloscale.autoscale.config import capacity_from_profile
+    from sloscale_runtime.capacity import SCHEMA
+
+    profile = {
+        "schema": SCHEMA,
+        "model": {"name": "m", "backend": "python", "max_batch_size": 8},
+        "hardware": {"kind": "cpu", "description": "test", "cpu_count": 2},
+        "batching": {"dynamic": True, "preferred_batch_sizes": [], "max_queue_delay_us": 100},
+        "load": {"protocol": "http", "mode": "concurrency", "batch_per_request": 1,
+                 "step_duration_s": 5},
+        "objective": {"percentile": 95, "slo_ms": 50},
+        "points": [],
+        "max_rps_at_target": 42.5,
+        "measured_at": "2026-11-22T07:00:00+00:00",
+    }  # fmt: skip
+    assert capacity_from_profile(json.dumps(profile)) == 42.5
+    assert capacity_from_profile(json.dumps({**profile, "max_rps_at_target": None})) is None
+    for bad in ("not json", json.dumps({**profile, "max_rps_at_target": -1}), "{}"):
+        with pytest.raises(ValueError, match="cm/p"):
+            capacity_from_profile(bad, "cm/p")
     spec = policy_spec({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}}, 12.0)
     assert spec.capacityRpsPerReplica == 12.0

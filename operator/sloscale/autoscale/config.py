@@ -30,17 +30,15 @@ def _rules(raw: dict[str, Any] | None, default: ScalingRules) -> ScalingRules:
     )
 
 
-def capacity_from_profile(profile_json: str) -> float:
-    """max_rps_at_target of a capacity profile written by `sloscale runtime profile`."""
-    import json
+def capacity_from_profile(profile_json: str, source: str = "profile") -> float | None:
+    """max_rps_at_target of a capacity profile written by `sloscale runtime profile`.
 
-    try:
-        value = json.loads(profile_json)["max_rps_at_target"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"not a capacity profile (needs max_rps_at_target): {err}") from err
-    if not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"max_rps_at_target must be a number > 0, got {value!r}")
-    return float(value)
+    None when the profile measured no point within its target; ValueError naming the field
+    when the text is not a valid profile.
+    """
+    from sloscale_runtime.capacity import from_json  # pure; one parser for the schema
+
+    return from_json(profile_json, source=source).max_rps_at_target
 
 
 def policy_spec(raw: dict[str, Any], capacity_rps: float | None = None) -> AutoscalingSpec:

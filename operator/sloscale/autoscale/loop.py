@@ -181,7 +181,7 @@ class AutoscalerLoop:
             log.warning("%s: capacity profile ConfigMap %s not found", key, ref["name"])
             return None
         try:
-            return capacity_from_profile(text)
+            return capacity_from_profile(text, f"ConfigMap {key.namespace}/{ref['name']}")
         except ValueError as err:
             log.warning("%s: capacity profile in ConfigMap %s: %s", key, ref["name"], err)
             return None

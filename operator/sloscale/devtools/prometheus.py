@@ -27,8 +27,14 @@ def scrape_config(
     scrape_interval_s: float,
     http_sd_urls: list[str] | None = None,
     static_targets: dict[str, list[str]] | None = None,
+    target_labels: dict[str, str] | None = None,
+    metric_relabel_configs: list[dict] | None = None,
 ) -> dict:
-    """Prometheus configuration: discovery URLs (the emulator) and static jobs (Triton)."""
+    """Prometheus configuration: discovery URLs (the emulator) and static jobs (Triton).
+
+    `target_labels` are added to the static targets, as pod discovery would add namespace
+    and inferenceservice to a real Triton pod.
+    """
     interval = f"{max(1, round(scrape_interval_s))}s"
     jobs: list[dict] = []
     for index, url in enumerate(http_sd_urls or []):
@@ -36,7 +42,14 @@ def scrape_config(
         discovery = {"url": url, "refresh_interval": interval}
         jobs.append({"job_name": f"emulated-triton-{index}", "http_sd_configs": [discovery]})
     for job, addresses in (static_targets or {}).items():
-        jobs.append({"job_name": job, "static_configs": [{"targets": addresses}]})
+        static = {"targets": addresses, "labels": dict(target_labels or {})}
+        jobs.append(
+            {
+                "job_name": job,
+                "static_configs": [static],
+                "metric_relabel_configs": list(metric_relabel_configs or []),
+            }
+        )
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": jobs,
