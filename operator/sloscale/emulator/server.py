@@ -125,7 +125,10 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", f"{family}/{kind}; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the scraper gave up (Prometheus stopping): nothing to answer
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return  # Prometheus scrapes every few seconds: keep the demo's terminal quiet
