@@ -23,7 +23,8 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         env = {**self.cluster.env,
-               "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT)])}
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime"),
+                                              str(ROOT)])}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sloscale", "run", *self.args],

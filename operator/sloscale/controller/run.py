@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus-url", metavar="URL",
                         help="Prometheus to read Triton metrics from; without it the "
                              "autoscaler does not run and spec.replicas rules")
-    parser.add_argument("--metrics-address", default="0.0.0.0:8080", metavar="HOST:PORT",
-                        help="where the operator serves its own /metrics ('' to disable)")
+    parser.add_argument("--metrics-address", default="", metavar="HOST:PORT",
+                        help="serve the operator's own /metrics there (off by default; inside a "
+                             "pod use 0.0.0.0:8080)")
     parser.add_argument("--autoscaler-tick-s", type=float, default=5.0, metavar="S",
                         help="how often the autoscaler loop wakes; each service still "
                              "decides on its own spec.autoscaling.interval")
