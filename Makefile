@@ -77,5 +77,6 @@ system-deps: venv ## install Prometheus (apt) and the pytriton wheel's tritonser
 test-integration: venv system-deps ## only the integration tests (real Triton, real Prometheus)
 	$(PY) -m pytest -ra -m integration tests/integration
 
-bench-runtime: venv system-deps ## profile the example CNN with and without dynamic batching (prints figures, writes out/runtime-bench/)
-	$(PY) -m sloscale_runtime.bench --out out/runtime-bench
+bench-runtime: venv system-deps ## profile the example models with and without dynamic batching (prints figures, writes out/runtime-bench/)
+	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/small_cnn.py:make_model --slo-ms 10
+	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/wide_mlp.py:make_model --slo-ms 50 --levels 1,4,8,16,24,32,48

@@ -1,7 +1,7 @@
-"""Benchmark (not a test): the example CNN's capacity with and without dynamic batching.
+"""Benchmark (not a test): an example model's capacity with and without dynamic batching.
 
-`make bench-runtime` builds both variants, serves them on one local Triton, profiles each,
-prints a table and writes the two capacity profiles and one comparison PNG.
+`make bench-runtime` runs it for each example model: it builds both variants, serves them on
+one local Triton, profiles each, prints a table and writes two capacity profiles and a PNG.
 """
 
 from __future__ import annotations
@@ -15,31 +15,36 @@ from pathlib import Path
 from sloscale_runtime import capacity, profiler, scrape
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.cli import int_list, write_atomically
+from sloscale_runtime.loader import parse_shape
 from sloscale_runtime.plot import plot_profiles
 from sloscale_runtime.triton import TritonServer
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "models" / "small_cnn.py"
-VARIANTS = {"small_cnn_batched": True, "small_cnn_unbatched": False}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out/runtime-bench"))
+    parser.add_argument("--model", default=f"{EXAMPLES / 'small_cnn.py'}:make_model",
+                        help="FILE.py:FACTORY")
+    parser.add_argument("--input-shape", default="1,3,32,32")
     parser.add_argument("--slo-ms", type=float, default=10.0)
     parser.add_argument("--percentile", type=int, default=95)
     parser.add_argument("--levels", default="1,2,4,8,16,32")
     parser.add_argument("--step-s", type=float, default=4.0)
     parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
     args = parser.parse_args(argv)
+    stem = Path(args.model.rpartition(":")[0]).stem
+    variants = {f"{stem}_batched": True, f"{stem}_unbatched": False}
     profiles = []
     compute_us: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="sloscale-bench-") as workdir:
         repository = Path(workdir) / "models"
-        for name, dynamic in VARIANTS.items():
-            build(BuildOptions(f"{EXAMPLE}:make_model", (1, 3, 32, 32), name, repository,
+        for name, dynamic in variants.items():
+            build(BuildOptions(args.model, parse_shape(args.input_shape), name, repository,
                                dynamic_batching=dynamic))
         with TritonServer(repository, Path(workdir)) as server:
-            for name in VARIANTS:
+            for name in variants:
                 url = server.ports.http_url if args.protocol == "http" else server.ports.grpc_url
                 config, points = profiler.sweep(
                     args.protocol, url, name, args.percentile, args.slo_ms,
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_atomically(args.out / f"{name}.json", capacity.to_json(profile))
                 compute_us[name] = server_compute_us(server.ports.metrics_url, name)
                 profiles.append(profile)
-    plot = plot_profiles(profiles, args.out / "batching.png")
+    plot = plot_profiles(profiles, args.out / f"{stem}_batching.png")
     print_table(profiles, args.percentile, args.slo_ms)
     print("  server compute per request (whole sweep, from Triton's counters): "
           + ", ".join(f"{name} {us:.0f} us" for name, us in compute_us.items()))

@@ -69,9 +69,12 @@ def run_cli(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[s
                           capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
 
 
-def test_profile_cli_writes_profile_and_plot(triton: TritonServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_profile_cli_writes_profile_and_plot(triton: TritonServer, tmp_path: Path,
+                                             protocol: str) -> None:
     out = tmp_path / "profile.json"
-    result = run_cli("profile", "--url", triton.ports.http_url, "--model", BATCHED,
+    url = triton.ports.http_url if protocol == "http" else triton.ports.grpc_url
+    result = run_cli("profile", "--url", url, "--protocol", protocol, "--model", BATCHED,
                      "--slo-ms", "1000", "--percentile", "95", "--out", str(out),
                      "--levels", "1,2", "--step-s", "1", "--no-progress")
     assert result.returncode == 0, result.stderr
@@ -79,6 +82,7 @@ def test_profile_cli_writes_profile_and_plot(triton: TritonServer, tmp_path: Pat
     assert [p.concurrency for p in profile.points] == [1, 2]
     assert profile.max_rps_at_target == max(p.throughput_rps for p in profile.points) > 0
     assert profile.batching["dynamic"] is True and profile.model["name"] == BATCHED
+    assert profile.load["protocol"] == protocol
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
