@@ -7,6 +7,7 @@ carries the labels Prometheus' Kubernetes pod discovery would give a Triton pod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from dataclasses import dataclass
@@ -125,10 +126,9 @@ def _handler_for(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", f"{family}/{kind}; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            try:
+            # The scraper may hang up (Prometheus stopping): nobody to answer then.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the scraper gave up (Prometheus stopping): nothing to answer
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return  # Prometheus scrapes every few seconds: keep the demo's terminal quiet
