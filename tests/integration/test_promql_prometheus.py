@@ -27,19 +27,41 @@ P95_US = {"a-0": 90_000.0, "a-1": 150_000.0, "b-0": 20_000.0}
 
 
 def _drive(registry: Registry, stop: threading.Event) -> None:
-    """Advance each pod's counters every 0.25 s as Triton would under a steady load."""
+    """Advance each pod's counters by what its rate owes since the last step, as Triton would
+    under a steady load (by elapsed time, so a late thread on a busy machine loses nothing)."""
     counters = {pod: PodCounters() for pod in RATE_PER_POD}
+    owed = dict.fromkeys(RATE_PER_POD, 0.0)
+    last = time.monotonic()
     while not stop.is_set():
+        now = time.monotonic()
         for pod, rate in RATE_PER_POD.items():
+            owed[pod] += rate * (now - last)
+            done, owed[pod] = int(owed[pod]), owed[pod] - int(owed[pod])
             c = counters[pod]
-            done = rate // 4
             c.success += done
             c.request_duration_us += done * LATENCY_US[pod]
             c.queue_duration_us += done * 2_000.0
             c.pending = 3 if pod == "a-1" else 0
             c.request_summary_us = {"0.95": P95_US[pod], "0.99": P95_US[pod] * 1.5}
             registry.update(PodKey("prod", pod), EmulatedPod(SERVICE_OF[pod], "m", c))
+        last = now
         stop.wait(0.25)
+
+
+def _wait_for_full_window(prom_url: str, window_s: int) -> None:
+    """Until Prometheus holds samples over the whole rate window: a window that begins before
+    the first scrape makes rate() read low (it extrapolates only half an interval there)."""
+    from prometheus_api_client import PrometheusConnect
+
+    client = PrometheusConnect(url=prom_url, disable_ssl=True)
+    query = f"min(count_over_time(nv_inference_request_success[{window_s + 3}s]))"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        result = client.custom_query(query)
+        if result and float(result[0]["value"][1]) >= window_s + 2:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Prometheus never held {window_s + 2} samples of every pod")
 
 
 @pytest.fixture()
@@ -62,7 +84,7 @@ def prometheus_over_emulator(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_batched_queries_give_each_services_numbers(prometheus_over_emulator) -> None:  # type: ignore[no-untyped-def]
     prom, _ = prometheus_over_emulator
     source = PrometheusSource(prom.url, window_s=10)
-    time.sleep(14)  # enough scrapes (1 s interval) to fill the 10 s rate window
+    _wait_for_full_window(prom.url, 10)
     fetched = source.fetch(time.time())
     assert fetched.error is None
     assert fetched.queries_run == 7  # one per metric, for every service at once
