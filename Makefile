@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 
-.PHONY: demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
+.PHONY: chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -80,3 +80,7 @@ test-integration: venv system-deps ## only the integration tests (real Triton, r
 bench-runtime: venv system-deps ## profile the example models with and without dynamic batching (prints figures, writes out/runtime-bench/)
 	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/small_cnn.py:make_model --slo-ms 10
 	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/wide_mlp.py:make_model --slo-ms 50 --levels 1,4,8,16,24,32,48
+
+chart: binaries ## copy crds/ into the Helm chart and lint it (helm lint --strict)
+	cp crds/*.yaml charts/sloscale/crds/
+	$(shell $(PY) -m hack.localcluster build 2>/dev/null)/helm lint --strict charts/sloscale
