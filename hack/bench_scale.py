@@ -142,7 +142,7 @@ def _watch_deployments(
     proc.terminate()
 
 
-def run(services: int, rate: int) -> None:
+def run(services: int, rate: int, settle_s: float) -> None:
     with tempfile.TemporaryDirectory(prefix="sloscale-scale-") as tmp:
         root = Path(tmp)
         nodes = max(2, services // 200 + 1)
@@ -202,6 +202,8 @@ def run(services: int, rate: int) -> None:
                 time.sleep(5)
             all_ready_s = time.monotonic() - started
             stop_watch.set()
+            # The first decisions write every service's status once; measure after that storm.
+            time.sleep(settle_s)
             delays = sorted(seen[n] - applied[n] for n in applied if n in seen)
             url = f"http://127.0.0.1:{metrics_port}/metrics"
             prom_url = f"{prom.url}/metrics"
@@ -245,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-scale", description=__doc__)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=20, help="InferenceServices applied per second")
+    parser.add_argument("--settle-s", type=float, default=120.0,
+                        help="wait this long after all are Ready before measuring ticks")
     args = parser.parse_args(argv)
-    run(args.services, args.rate)
+    run(args.services, args.rate, args.settle_s)
     return 0
 
 

@@ -57,8 +57,13 @@ def ensure() -> Path:
         )
         venv.EnvBuilder(with_pip=True, clear=True).create(path)
         pip = [str(path / "bin" / "python"), "-m", "pip"]
-        subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "install", "--progress-bar", "on", *requirements()], check=True)
+        # stdout of `ensure` is the venv's path; pip's progress goes to the terminal.
+        subprocess.run([*pip, "install", "--upgrade", "pip"], check=True, stdout=sys.stderr)
+        subprocess.run(
+            [*pip, "install", "--progress-bar", "on", *requirements()],
+            check=True,
+            stdout=sys.stderr,
+        )
         marker.write_text("\n".join(requirements()))
     return path
 

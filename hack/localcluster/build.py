@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -79,7 +80,8 @@ def _pin_digest(go_version: str) -> str:
         if path.is_file():
             digest.update(str(path.relative_to(GO_DIR)).encode())
             digest.update(path.read_bytes())
-    digest.update(Path(__file__).read_bytes())
+    # The recipe as data, not this file's bytes: editing the code around it keeps the cache.
+    digest.update(repr((KUBERNETES_VERSION, HELM_VERSION, BUILDS, KWOK_STAGE_FILES)).encode())
     return digest.hexdigest()[:12]
 
 
@@ -219,6 +221,24 @@ def ensure_install() -> Path:
         return cached
     final = install_dir()
     final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / ".build.lock", "w") as lock:
+        # Worktrees and CI share the cache: one builds, the others wait and reuse it.
+        if not _try_lock(lock):
+            _log(f"another build of {final.name} is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = cached_install()
+        return cached if cached is not None else _build(final)
+
+
+def _try_lock(lock: object) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[arg-type]
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _build(final: Path) -> Path:
     started = time.monotonic()
     _log(f"building Kubernetes {KUBERNETES_VERSION}, etcd, kwok, helm, kubeconform into {final}")
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
