@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)
 export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
+TRACES ?= $(CURDIR)/examples/traces
 
 .PHONY: chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
@@ -69,7 +70,7 @@ bench-scale: install ## 1,000 InferenceServices: tick cost, PromQL per tick, ope
 	@$(PY) -m hack.bench_scale --services 1000 --rate 20
 
 bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, 24 h speed run
-	@$(PY) -m sloscale.sim.bench --traces $(CURDIR)/../shared/traces --out $(CURDIR)/.sloscale/bench
+	@$(PY) -m sloscale.sim.bench --traces $(TRACES) --out $(CURDIR)/.sloscale/bench
 
 system-deps: venv ## install Prometheus (apt) and the pytriton wheel's tritonserver (cached)
 	@PYTHON=$(PY) bash hack/install-system-deps.sh

@@ -10,9 +10,9 @@ import pytest
 
 from sloscale.sim.traces import TraceError, load_trace, stretch, tile
 
-# The shared traces sit beside the checkout (../shared/traces), as the Makefile expects.
+# The real traces ship in the repository; SLOSCALE_TRACES points the test at another folder.
 TRACES = Path(os.environ.get("SLOSCALE_TRACES",
-                             Path(__file__).resolve().parents[3] / "shared" / "traces"))
+                             Path(__file__).resolve().parents[2] / "examples" / "traces"))
 
 
 @pytest.mark.parametrize(
