@@ -59,7 +59,8 @@ def test_default_install_is_cluster_wide_non_root_and_least_privilege() -> None:
     docs = rendered("prometheus.url=http://prometheus.monitoring:9090")
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "NetworkPolicy", "Service",
+        "ServiceAccount",
     ]  # fmt: skip
     deployment = one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -74,6 +75,8 @@ def test_default_install_is_cluster_wide_non_root_and_least_privilege() -> None:
     assert not [a for a in container["args"] if a.startswith("--peering")]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ingress = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    assert [port["port"] for rule in ingress for port in rule["ports"]] == ["metrics"]
     rules = one(docs, "ClusterRole")["rules"]
     granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert ("", "secrets") not in granted  # never Secrets cluster-wide
@@ -85,7 +88,7 @@ def test_namespaced_mode_uses_roles_in_each_watched_namespace() -> None:
     roles = [d for d in docs if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     resources = {r for rule in one(docs, "ClusterRole")["rules"] for r in rule["resources"]}
-    assert resources == {"customresourcedefinitions"}
+    assert resources == {"customresourcedefinitions", "namespaces"}
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
 
