@@ -11,12 +11,12 @@ export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 TRACES ?= $(CURDIR)/examples/traces
 
-.PHONY: chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
+.PHONY: docs tools chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-install: venv binaries system-deps ## install everything the project needs (Python deps, cluster binaries)
+install: venv binaries system-deps tools ## install everything the project needs (Python deps, cluster binaries, checkov)
 
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/pyenv.py ensure >/dev/null
@@ -57,6 +57,12 @@ bench-cluster: install ## time cluster start-up and a simulated GPU pod's way to
 crds: venv ## regenerate crds/ from the InferenceService schema (operator/sloscale/api/schema.py)
 	$(PY) -m sloscale.api.crd --out crds
 
+docs: venv ## regenerate docs/reference.md (the InferenceService reference) from the schema
+	$(PY) -m sloscale.api.reference --out docs/reference.md
+
+tools: venv ## checkov in its own cached venv (it pins its own libraries)
+	@$(PYTHON3) hack/pyenv.py tool checkov >/dev/null
+
 golden: venv ## rewrite the rendering golden files (tests/unit/golden/) for review in the diff
 	SLOSCALE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/unit/test_render_golden.py
 
@@ -82,6 +88,6 @@ bench-runtime: venv system-deps ## profile the example models with and without d
 	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/small_cnn.py:make_model --slo-ms 10
 	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/wide_mlp.py:make_model --slo-ms 50 --levels 1,4,8,16,24,32,48
 
-chart: binaries ## copy crds/ into the Helm chart and lint it (helm lint --strict)
+chart: binaries ## copy crds/ into the Helm chart and lint it (helm lint --strict); see the README to build the image
 	cp crds/*.yaml charts/sloscale/crds/
 	$(shell $(PY) -m hack.localcluster build 2>/dev/null)/helm lint --strict charts/sloscale

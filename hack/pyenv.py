@@ -5,7 +5,10 @@ pyproject.toml, so that CI's fresh clones and later sessions reuse a multi-GiB i
 (torch) instead of repeating it. Only the dependencies are installed there: the Makefile
 puts the clone's own source first on PYTHONPATH, so every clone runs its own code.
 
-Usage: python3 hack/pyenv.py path | ensure
+Heavy command-line tools that pin their own libraries (checkov) get a venv of their own,
+keyed by the tool's pinned version, so they never touch the project's dependencies.
+
+Usage: python3 hack/pyenv.py path | ensure | tool NAME
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = ("dev", "runtime")
+# Tools kept out of the project's venv: name -> the pinned requirement.
+TOOLS = {"checkov": "checkov==3.3.30"}
 
 
 def requirements() -> list[str]:
@@ -33,15 +38,23 @@ def requirements() -> list[str]:
     return reqs
 
 
+def cache_dir() -> Path:
+    return Path(os.environ.get("SLOSCALE_CACHE", Path.home() / ".cache" / "sloscale"))
+
+
 def venv_path() -> Path:
-    cache = Path(os.environ.get("SLOSCALE_CACHE", Path.home() / ".cache" / "sloscale"))
     key = json.dumps([sys.version_info[:2], sorted(requirements())]).encode()
     digest = hashlib.sha256(key).hexdigest()[:12]
-    return cache / f"venv-py{sys.version_info[0]}{sys.version_info[1]}-{digest}"
+    return cache_dir() / f"venv-py{sys.version_info[0]}{sys.version_info[1]}-{digest}"
 
 
-def ensure() -> Path:
-    path = venv_path()
+def tool_path(name: str) -> Path:
+    version = TOOLS[name].split("==", 1)[1]
+    return cache_dir() / f"tool-{name}-{version}-py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def _create(path: Path, reqs: list[str], what: str) -> Path:
+    """A venv at `path` with `reqs` installed, once: a marker file says it is complete."""
     marker = path / ".complete"
     if marker.exists():
         return path
@@ -50,26 +63,31 @@ def ensure() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # worktrees and CI may race to build the same one
         if marker.exists():
             return path
-        print(
-            f"[venv] installing dependencies into {path} (torch is large: minutes)",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"[venv] installing {what} into {path}", file=sys.stderr, flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(path)
         pip = [str(path / "bin" / "python"), "-m", "pip"]
         # stdout of `ensure` is the venv's path; pip's progress goes to the terminal.
         subprocess.run([*pip, "install", "--upgrade", "pip"], check=True, stdout=sys.stderr)
         subprocess.run(
-            [*pip, "install", "--progress-bar", "on", *requirements()],
-            check=True,
-            stdout=sys.stderr,
+            [*pip, "install", "--progress-bar", "on", *reqs], check=True, stdout=sys.stderr
         )
-        marker.write_text("\n".join(requirements()))
+        marker.write_text("\n".join(reqs))
     return path
 
 
+def ensure() -> Path:
+    return _create(venv_path(), requirements(), "dependencies (torch is large: minutes)")
+
+
+def ensure_tool(name: str) -> Path:
+    return _create(tool_path(name), [TOOLS[name]], TOOLS[name])
+
+
 if __name__ == "__main__":
-    command = sys.argv[1] if len(sys.argv) > 1 else "path"
-    if command not in ("path", "ensure"):
-        sys.exit("usage: python3 hack/pyenv.py path|ensure")
-    print(ensure() if command == "ensure" else venv_path())
+    command = sys.argv[1:] or ["path"]
+    if command[0] == "tool" and len(command) == 2 and command[1] in TOOLS:
+        print(ensure_tool(command[1]))
+    elif command in (["path"], ["ensure"]):
+        print(ensure() if command == ["ensure"] else venv_path())
+    else:
+        sys.exit(f"usage: python3 hack/pyenv.py path|ensure|tool {{{','.join(TOOLS)}}}")

@@ -17,14 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class OperatorProcess:
-    def __init__(self, cluster: LocalCluster, log_path: Path, *args: str) -> None:
+    def __init__(self, cluster: LocalCluster, log_path: Path, *args: str,
+                 env: dict[str, str] | None = None) -> None:
+        """`env` overrides the cluster's (e.g. KUBECONFIG with a ServiceAccount's token)."""
         self.cluster, self.log_path, self.args = cluster, log_path, args
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         env = {**self.cluster.env,
                "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "runtime"),
-                                              str(ROOT)])}
+                                              str(ROOT)]),
+               **self.extra_env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sloscale", "run", *self.args],

@@ -180,12 +180,16 @@ def test_operator_metrics_expose_decisions_and_replicas() -> None:
     metrics = AutoscalerMetrics()
     key = ServiceKey("prod", "bert")
     outcome = decide_tick(WantsFixed(6), SPEC, "active", FRESH, _pods(4, 4), None, 100.0)
-    metrics.record(key, outcome, 80.0, 250.0)
+    metrics.record(key, outcome, 80.0, 250.0, ready_replicas=3)
     page = generate_latest(metrics.registry).decode()
     labels = 'inferenceservice="bert",namespace="prod"'
     assert f"sloscale_desired_replicas{{{labels}}} 6.0" in page
     assert f"sloscale_current_replicas{{{labels}}} 4.0" in page
+    assert f"sloscale_ready_replicas{{{labels}}} 3.0" in page
+    assert f"sloscale_metrics_available{{{labels}}} 1.0" in page
     assert f"sloscale_observed_latency_ms{{{labels}}} 80.0" in page
+    metrics.record(key, outcome, None, 250.0)  # metrics gone: no stale latency left behind
+    assert "sloscale_observed_latency_ms{" not in generate_latest(metrics.registry).decode()
     assert f'sloscale_autoscaler_decisions_total{{{labels},reason="wants"}} 1.0' in page
     metrics.forget(key)
     assert "sloscale_desired_replicas{" not in generate_latest(metrics.registry).decode()

@@ -22,29 +22,35 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- default (include "sloscale.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
-{{/* The rules every mode needs, for the objects the operator owns in watched namespaces. */}}
+{{/* The rules every mode needs, for the objects the operator owns in watched namespaces.
+Each is a call the code makes (tests/e2e/test_chart_cluster.py checks them against the API
+server's audit log of a run). Server-side apply changes through `patch`; a patch that
+creates the object needs `create` as well. */}}
 {{- define "sloscale.namespacedRules" -}}
 - apiGroups: ["serving.sloscale.io"]
   resources: ["inferenceservices"]
   verbs: ["get", "list", "watch", "patch"]
+# get: the autoscaler re-reads a status it lost a write race for (409).
 - apiGroups: ["serving.sloscale.io"]
   resources: ["inferenceservices/status"]
   verbs: ["get", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# delete: a template set without a ServiceMonitor template prunes the one made before.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+# --templates-configmap and capacityProfile.configMapRef.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
@@ -54,7 +60,12 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["list"]
-- apiGroups: ["", "events.k8s.io"]
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* Non-empty when more than one replica runs: kopf peering instead of standalone. */}}
+{{- define "sloscale.peering" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end -}}
 {{- end -}}

@@ -101,13 +101,26 @@ class KubeAutoscalerClient:
 
     def _scaled_objects(self) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        api = ("keda.sh", "v1alpha1")
+        exact = self._exact_namespaces()  # a namespaced install may not list cluster-wide
         try:
-            result = self._custom.list_cluster_custom_object("keda.sh", "v1alpha1", "scaledobjects")
+            if exact is None:
+                items = self._custom.list_cluster_custom_object(*api, "scaledobjects")["items"]
+            else:
+                items = [
+                    item
+                    for ns in exact
+                    for item in self._custom.list_namespaced_custom_object(
+                        *api, ns, "scaledobjects"
+                    )["items"]
+                ]
         except self._client.ApiException as err:
+            if err.status == 403:
+                log.warning("may not list KEDA ScaledObjects: conflicts with KEDA go unseen")
             if err.status in (403, 404):  # KEDA not installed (or not ours to read): none
                 return found
             raise
-        for item in result.get("items", []):
+        for item in items:
             if self._watched(item):
                 found[item["metadata"]["namespace"]].append(item)
         return found

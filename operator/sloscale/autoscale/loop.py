@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,12 +62,15 @@ class AutoscalerLoop:
     memory: dict[ServiceKey, ServiceMemory] = field(default_factory=dict)
     # ConfigMap-held capacity profiles, re-read once a minute rather than every decision.
     profiles: dict[tuple[str, str, str], tuple[float, str | None]] = field(default_factory=dict)
+    # Multi-replica mode: whether this replica is the active peer (None: standalone).
+    active: Callable[[], bool] | None = None
 
     async def run_forever(self, stopped: asyncio.Event) -> None:
         while not stopped.is_set():
             started = time.monotonic()
             try:
-                await self.tick(time.time())
+                if self.active is None or await asyncio.to_thread(self.active):
+                    await self.tick(time.time())
             except Exception:  # noqa: BLE001 - the loop must outlive any one bad tick
                 log.exception("autoscaler tick failed; retrying next tick")
             elapsed = time.monotonic() - started
@@ -160,7 +164,7 @@ class AutoscalerLoop:
         )
         memory.last_decided = now
         latency = metrics.snapshot.latency_ms if metrics.snapshot else None
-        self.metrics.record(key, outcome, latency, spec.objective.targetMs)
+        self.metrics.record(key, outcome, latency, spec.objective.targetMs, pods.state.ready)
         if deployment is None:  # the controller has not created it yet: nothing to scale
             outcome = TickOutcome(current, current, "no Deployment yet", False, outcome.conditions)
         return outcome, metrics

@@ -30,6 +30,15 @@ class AutoscalerMetrics:
             "sloscale_current_replicas", "Replicas the Deployment asks for", labels,
             registry=self.registry,
         )  # fmt: skip
+        self.ready = Gauge(
+            "sloscale_ready_replicas", "Pods of the service that are Ready", labels,
+            registry=self.registry,
+        )  # fmt: skip
+        self.metrics_available = Gauge(
+            "sloscale_metrics_available",
+            "1 while Prometheus has fresh Triton samples for the service, else 0 (it holds)",
+            labels, registry=self.registry,
+        )  # fmt: skip
         self.latency = Gauge(
             "sloscale_observed_latency_ms", "The objective's latency statistic as observed",
             labels, registry=self.registry,
@@ -48,20 +57,44 @@ class AutoscalerMetrics:
         )  # fmt: skip
 
     def record(
-        self, key: ServiceKey, outcome: TickOutcome, latency_ms: float | None, target_ms: float
+        self,
+        key: ServiceKey,
+        outcome: TickOutcome,
+        latency_ms: float | None,
+        target_ms: float,
+        ready_replicas: int | None = None,
     ) -> None:
         labels = (key.namespace, key.name)
         self.decisions.labels(*labels, reason_kind(outcome.reason)).inc()
         self.desired.labels(*labels).set(outcome.desired_replicas)
         self.current.labels(*labels).set(outcome.current_replicas)
         self.target.labels(*labels).set(target_ms)
+        if ready_replicas is not None:
+            self.ready.labels(*labels).set(ready_replicas)
+        for condition in outcome.conditions:
+            if condition.type == "MetricsAvailable":
+                self.metrics_available.labels(*labels).set(1 if condition.status else 0)
         if latency_ms is not None:
             self.latency.labels(*labels).set(latency_ms)
+        else:  # no fresh metrics: an old value would read as today's latency (and page)
+            _remove(self.latency, key)
 
     def forget(self, key: ServiceKey) -> None:
-        for metric in (self.desired, self.current, self.latency, self.target):
-            with contextlib.suppress(KeyError):  # never recorded for this service
-                metric.remove(key.namespace, key.name)
+        gauges = (
+            self.desired,
+            self.current,
+            self.ready,
+            self.metrics_available,
+            self.latency,
+            self.target,
+        )
+        for metric in gauges:
+            _remove(metric, key)
+
+
+def _remove(metric: Gauge, key: ServiceKey) -> None:
+    with contextlib.suppress(KeyError):  # never recorded for this service
+        metric.remove(key.namespace, key.name)
 
 
 def reason_kind(reason: str) -> str:

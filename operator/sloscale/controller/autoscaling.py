@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ class AutoscalerWiring:
     metrics_address: str | None = None
     tick_s: float = 5.0
     namespaces: list[str] | None = None
+    # Multi-replica mode: the replica that may write (None: standalone, always this one).
+    active: Callable[[], bool] | None = None
     loop: AutoscalerLoop | None = None
     task: asyncio.Task[None] | None = None
     stopped: asyncio.Event | None = None
@@ -57,6 +60,7 @@ async def start_autoscaler(**_: Any) -> None:
         KubeAutoscalerClient(Wiring.kube, WIRING.namespaces),
         metrics,
         LoopSettings(tick_s=WIRING.tick_s),
+        active=WIRING.active,
     )
     WIRING.stopped = asyncio.Event()
     WIRING.task = asyncio.create_task(WIRING.loop.run_forever(WIRING.stopped))

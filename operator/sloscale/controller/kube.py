@@ -77,11 +77,19 @@ class Kube:
             self._resource(api_version, kind).delete(name=name, namespace=namespace)
 
     def secret_exists(self, namespace: str, name: str) -> bool:
+        """False only when the Secret is known to be missing.
+
+        A cluster-wide install may not read Secrets at all (least privilege): then the check
+        is skipped and a missing Secret shows up as the pods' CreateContainerConfigError.
+        """
         try:
             self.core.read_namespaced_secret(name, namespace)
         except ApiException as error:
             if error.status == 404:
                 return False
+            if error.status == 403:
+                log.debug("may not read Secret %s/%s: not checked", namespace, name)
+                return True
             raise
         return True
 

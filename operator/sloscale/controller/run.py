@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from sloscale.render.values import DEFAULT_STORAGE_IMAGE
 
@@ -28,6 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autoscaler-tick-s", type=float, default=5.0, metavar="S",
                         help="how often the autoscaler loop wakes; each service still "
                              "decides on its own spec.autoscaling.interval")
+    parser.add_argument("--health-address", default="", metavar="HOST:PORT",
+                        help="serve kopf's liveness probe at http://HOST:PORT/healthz (off by "
+                             "default); it answers only while the operator's event loop runs")
+    parser.add_argument("--peering", metavar="NAME",
+                        help="multi-replica mode: kopf peering object NAME (ClusterKopfPeering, "
+                             "or KopfPeering in each watched namespace); the live replica with "
+                             "the highest priority works, the others stand by")
+    parser.add_argument("--priority", type=int, metavar="N",
+                        help="this replica's peering priority (default: random, so that "
+                             "replicas of one Deployment never tie)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -66,5 +77,25 @@ def run(args: argparse.Namespace) -> int:
     autoscaling.WIRING.tick_s = args.autoscaler_tick_s
     autoscaling.WIRING.namespaces = namespaces or None
     asyncio.run(kopf.operator(clusterwide=not namespaces, namespaces=namespaces,
-                              standalone=True))
+                              **kopf_options(args, kube, namespaces)))
     return 0
+
+
+def kopf_options(args: argparse.Namespace, kube: Any, namespaces: list[str]) -> dict[str, Any]:
+    """Standalone, or peering under a priority with the autoscaler gated on it; liveness."""
+    from sloscale.controller import autoscaling
+    from sloscale.controller.peering import PeeringGate, own_identity, random_priority
+
+    identity = own_identity()
+    options: dict[str, Any] = {"identity": identity, "standalone": True}
+    if args.peering:
+        priority = random_priority() if args.priority is None else args.priority
+        options.update(standalone=False, peering_name=args.peering, priority=priority)
+        gate = PeeringGate(kube.custom, args.peering, identity,
+                           namespaces[0] if namespaces else None)
+        autoscaling.WIRING.active = gate.active
+        print(f"sloscale run: peering {args.peering} as {identity}, priority {priority}",
+              file=sys.stderr)
+    if args.health_address:
+        options["liveness_endpoint"] = f"http://{args.health_address}/healthz"
+    return options
