@@ -53,11 +53,15 @@ def verdicts(document: dict) -> list[str]:
 def _setup(args: argparse.Namespace) -> tuple[ServiceModel, AutoscalingSpec, SimConfig]:
     """The benchmark's service model, spec (with its profiled capacity) and config."""
     service = ServiceModel()
-    spec = AutoscalingSpec(maxReplicas=200, objective=Objective("p95", args.slo_ms),
-                           coldStartSeconds=args.cold_start_s)
+    spec = AutoscalingSpec(
+        maxReplicas=200, objective=Objective("p95", args.slo_ms), coldStartSeconds=args.cold_start_s
+    )
     config = SimConfig(ColdStart(args.cold_start_s), seed=args.seed)
-    return service, replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config)), \
-        config
+    return (
+        service,
+        replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config)),
+        config,
+    )
 
 
 def _poisson_trace(name: str, rate_rps: np.ndarray, rng: np.random.Generator) -> Trace:
@@ -74,7 +78,7 @@ def diurnal_with_steps(seed: int, hours: float = 2.0) -> Trace:
     seconds = np.arange(int(hours * 3600))
     rate = 350.0 + 250.0 * np.sin(2 * np.pi * seconds / 3600.0)
     for start in rng.choice(len(seconds) - 200, 6, replace=False):
-        rate[start:start + 120] *= 2.0
+        rate[start : start + 120] *= 2.0
     return _poisson_trace("heldout_diurnal_steps", rate, rng)
 
 
@@ -122,13 +126,20 @@ def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
     result = compare(trace, spec, service, config, list(POLICY_NAMES))
     doc = result.document
     doc["trace"]["rate_scale"] = scale
-    write_plot(out / f"{trace.name}.png", result.runs, result.oracle, args.slo_ms, 95.0,
-               f"{trace.name} x{scale:g}: SLO p95 {args.slo_ms:g} ms, cold start "
-               f"{args.cold_start_s:g} s")
-    print(f"\n## {trace.name} (rate x{scale:g}: {doc['trace']['requests']} requests, busiest "
-          f"minute {doc['trace']['peak_rps_1min']:.0f} rps = {args.peak_replicas} replicas at "
-          f"{spec.capacityRpsPerReplica:.1f} rps/replica; oracle peak "
-          f"{doc['oracle']['peak_replicas']}; {doc['elapsed_s']:.1f} s)")
+    write_plot(
+        out / f"{trace.name}.png",
+        result.runs,
+        result.oracle,
+        args.slo_ms,
+        95.0,
+        f"{trace.name} x{scale:g}: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s",
+    )
+    print(
+        f"\n## {trace.name} (rate x{scale:g}: {doc['trace']['requests']} requests, busiest "
+        f"minute {doc['trace']['peak_rps_1min']:.0f} rps = {args.peak_replicas} replicas at "
+        f"{spec.capacityRpsPerReplica:.1f} rps/replica; oracle peak "
+        f"{doc['oracle']['peak_replicas']}; {doc['elapsed_s']:.1f} s)"
+    )
     print(format_table(doc))
     print("\n".join(verdicts(doc)))
     return doc
@@ -145,14 +156,21 @@ def bench_speed(path: Path, args: argparse.Namespace) -> dict:
     loaded_s = time.monotonic() - started
     result = compare(trace, spec, service, config, list(POLICY_NAMES))
     total_s = time.monotonic() - started
-    print(f"\n## speed: {path.name} --time-scale {time_scale:.2f} --rate-scale {rate_scale:g}: "
-          f"{len(trace.arrivals_s)} requests over {trace.duration_s / 3600:.1f} h")
+    print(
+        f"\n## speed: {path.name} --time-scale {time_scale:.2f} --rate-scale {rate_scale:g}: "
+        f"{len(trace.arrivals_s)} requests over {trace.duration_s / 3600:.1f} h"
+    )
     simulated_s = result.document["elapsed_s"]
-    print(f"trace synthesis {loaded_s:.1f} s, 4 policies + oracle {simulated_s:.1f} s, "
-          f"total {total_s:.1f} s (goal: < 120 s)")
+    print(
+        f"trace synthesis {loaded_s:.1f} s, 4 policies + oracle {simulated_s:.1f} s, "
+        f"total {total_s:.1f} s (goal: < 120 s)"
+    )
     print(format_table(result.document))
-    return {"requests": len(trace.arrivals_s), "seconds": total_s,
-            "policies_and_oracle_s": result.document["elapsed_s"]}
+    return {
+        "requests": len(trace.arrivals_s),
+        "seconds": total_s,
+        "policies_and_oracle_s": result.document["elapsed_s"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no .csv or .jsonl traces in {args.traces}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"# bench-autoscale: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s, "
-          f"service model {ServiceModel()}")
+    print(
+        f"# bench-autoscale: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s, "
+        f"service model {ServiceModel()}"
+    )
     results = {p.name: bench_trace(load_trace(p), args, args.out) for p in paths}
     for make_trace in HELDOUT:
         trace = make_trace(args.seed)
