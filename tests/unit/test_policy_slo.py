@@ -38,7 +38,7 @@ def test_no_data_holds_never_zero(snapshot: Snapshot, replicas: ReplicaState) ->
 
 @pytest.mark.parametrize(
     ("rps", "expected"),
-    # ceil(rps / (10 * 0.7)); 8 rps needs 2, but a step down is at most max(1, 20% of 4)
+    # ceil(rps / (10 * 0.7)); 8 rps needs 2, but a step down is at most max(1, 5% of 4)
     [(40.0, 6), (80.0, 12), (8.0, 3)],
 )
 def test_steady_demand_sets_replicas_at_target_utilization(rps: float, expected: int) -> None:
@@ -131,8 +131,8 @@ def test_scale_down_waits_for_the_peak_to_pass_then_steps() -> None:
     # through t = 120 s (step 8), so nothing is released before step 9.
     assert history[:9] == [23] * 9
     steps_down = [(a, b) for a, b in zip(history, history[1:], strict=False) if b < a]
-    assert steps_down and all(a - b <= max(1, int(0.2 * a)) for a, b in steps_down)
-    assert history[9] == 19  # the window's peak level is now 113 rps (17), the step 20% (4)
+    assert steps_down and all(a - b <= max(1, int(0.05 * a)) for a, b in steps_down)
+    assert history[9] == 22  # the window's peak level is now 113 rps (17), the step 5% (1)
     assert history[-1] == 3  # ceil(20 / 7)
 
 

@@ -54,7 +54,7 @@ class SloParams:
     # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
     min_breach_requests: float = 20.0
     # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
-    down_step_fraction: float = 0.2
+    down_step_fraction: float = 0.05
     # Latency under this share of the target counts as evidence the replicas are not saturated.
     healthy_latency_fraction: float = 0.8
     # Latency above this multiple of the target is queueing, not a replica's speed at this load.
