@@ -53,11 +53,22 @@ def verdicts(document: dict) -> list[str]:
 def _setup(args: argparse.Namespace) -> tuple[ServiceModel, AutoscalingSpec, SimConfig]:
     """The benchmark's service model, spec (with its profiled capacity) and config."""
     service = ServiceModel()
-    spec = AutoscalingSpec(maxReplicas=200, objective=Objective("p95", args.slo_ms),
-                           coldStartSeconds=args.cold_start_s)
+    spec = AutoscalingSpec(
+        maxReplicas=200, objective=Objective("p95", args.slo_ms), coldStartSeconds=args.cold_start_s
+    )
     config = SimConfig(ColdStart(args.cold_start_s), seed=args.seed)
-    return service, replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config)), \
-        config
+    return (
+        service,
+        replace(spec, capacityRpsPerReplica=profile_capacity(service, spec, config)),
+        config,
+    )
+
+
+def _poisson_trace(name: str, rate_rps: np.ndarray, rng: np.random.Generator) -> Trace:
+    """Poisson arrivals at a per-second rate."""
+    counts = rng.poisson(np.maximum(rate_rps, 0.0))
+    arrivals = np.repeat(np.arange(len(rate_rps)), counts) + rng.random(int(counts.sum()))
+    return Trace(name, "synthetic", np.sort(arrivals))
 
 
 def diurnal_with_steps(seed: int, hours: float = 2.0) -> Trace:
@@ -67,10 +78,45 @@ def diurnal_with_steps(seed: int, hours: float = 2.0) -> Trace:
     seconds = np.arange(int(hours * 3600))
     rate = 350.0 + 250.0 * np.sin(2 * np.pi * seconds / 3600.0)
     for start in rng.choice(len(seconds) - 200, 6, replace=False):
-        rate[start:start + 120] *= 2.0
-    counts = rng.poisson(rate)
-    arrivals = np.repeat(seconds, counts) + rng.random(int(counts.sum()))
-    return Trace("heldout_diurnal_steps", "synthetic", np.sort(arrivals))
+        rate[start : start + 120] *= 2.0
+    return _poisson_trace("heldout_diurnal_steps", rate, rng)
+
+
+def bursty_on_off(seed: int, hours: float = 2.0) -> Trace:
+    """A second held-out trace, added after the first tuning round and never tuned on: a
+    30 rps floor; bursts of 150 to 700 rps switch on after random gaps (exponential, mean
+    4 min), ramp up within 5 to 20 s and last 30 s to 6 min."""
+    rng = np.random.default_rng(seed + 1)
+    n_seconds = int(hours * 3600)
+    rate = np.full(n_seconds, 30.0)
+    start = float(rng.exponential(240.0))
+    while start < n_seconds:
+        length, ramp = rng.uniform(30.0, 360.0), rng.uniform(5.0, 20.0)
+        seconds = np.arange(int(start), min(n_seconds, int(start + length)))
+        rate[seconds] += rng.uniform(150.0, 700.0) * np.minimum(1.0, (seconds - start) / ramp)
+        start += length + rng.exponential(240.0)
+    return _poisson_trace("heldout_bursty_on_off", rate, rng)
+
+
+def noisy_ramp(seed: int, hours: float = 2.0) -> Trace:
+    """A third held-out trace, never tuned on: a slow ramp from 40 to 600 rps over three
+    quarters of the run and back down in the last quarter, times minute-scale noise (an
+    AR(1) factor, about +-20%)."""
+    rng = np.random.default_rng(seed + 2)
+    n_seconds = int(hours * 3600)
+    seconds = np.arange(n_seconds)
+    peak_s = 0.75 * n_seconds
+    falling = (n_seconds - seconds) / (n_seconds - peak_s)
+    shape = np.where(seconds < peak_s, seconds / peak_s, falling)
+    noise = np.empty(n_seconds // 60 + 1)
+    noise[0] = 0.0
+    for k in range(1, len(noise)):
+        noise[k] = 0.7 * noise[k - 1] + rng.normal(0.0, 0.14)
+    rate = (40.0 + 560.0 * shape) * np.exp(noise[seconds // 60])
+    return _poisson_trace("heldout_noisy_ramp", rate, rng)
+
+
+HELDOUT = (diurnal_with_steps, bursty_on_off, noisy_ramp)
 
 
 def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
@@ -80,13 +126,20 @@ def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
     result = compare(trace, spec, service, config, list(POLICY_NAMES))
     doc = result.document
     doc["trace"]["rate_scale"] = scale
-    write_plot(out / f"{trace.name}.png", result.runs, result.oracle, args.slo_ms, 95.0,
-               f"{trace.name} x{scale:g}: SLO p95 {args.slo_ms:g} ms, cold start "
-               f"{args.cold_start_s:g} s")
-    print(f"\n## {trace.name} (rate x{scale:g}: {doc['trace']['requests']} requests, busiest "
-          f"minute {doc['trace']['peak_rps_1min']:.0f} rps = {args.peak_replicas} replicas at "
-          f"{spec.capacityRpsPerReplica:.1f} rps/replica; oracle peak "
-          f"{doc['oracle']['peak_replicas']}; {doc['elapsed_s']:.1f} s)")
+    write_plot(
+        out / f"{trace.name}.png",
+        result.runs,
+        result.oracle,
+        args.slo_ms,
+        95.0,
+        f"{trace.name} x{scale:g}: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s",
+    )
+    print(
+        f"\n## {trace.name} (rate x{scale:g}: {doc['trace']['requests']} requests, busiest "
+        f"minute {doc['trace']['peak_rps_1min']:.0f} rps = {args.peak_replicas} replicas at "
+        f"{spec.capacityRpsPerReplica:.1f} rps/replica; oracle peak "
+        f"{doc['oracle']['peak_replicas']}; {doc['elapsed_s']:.1f} s)"
+    )
     print(format_table(doc))
     print("\n".join(verdicts(doc)))
     return doc
@@ -103,14 +156,21 @@ def bench_speed(path: Path, args: argparse.Namespace) -> dict:
     loaded_s = time.monotonic() - started
     result = compare(trace, spec, service, config, list(POLICY_NAMES))
     total_s = time.monotonic() - started
-    print(f"\n## speed: {path.name} --time-scale {time_scale:.2f} --rate-scale {rate_scale:g}: "
-          f"{len(trace.arrivals_s)} requests over {trace.duration_s / 3600:.1f} h")
+    print(
+        f"\n## speed: {path.name} --time-scale {time_scale:.2f} --rate-scale {rate_scale:g}: "
+        f"{len(trace.arrivals_s)} requests over {trace.duration_s / 3600:.1f} h"
+    )
     simulated_s = result.document["elapsed_s"]
-    print(f"trace synthesis {loaded_s:.1f} s, 4 policies + oracle {simulated_s:.1f} s, "
-          f"total {total_s:.1f} s (goal: < 120 s)")
+    print(
+        f"trace synthesis {loaded_s:.1f} s, 4 policies + oracle {simulated_s:.1f} s, "
+        f"total {total_s:.1f} s (goal: < 120 s)"
+    )
     print(format_table(result.document))
-    return {"requests": len(trace.arrivals_s), "seconds": total_s,
-            "policies_and_oracle_s": result.document["elapsed_s"]}
+    return {
+        "requests": len(trace.arrivals_s),
+        "seconds": total_s,
+        "policies_and_oracle_s": result.document["elapsed_s"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no .csv or .jsonl traces in {args.traces}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"# bench-autoscale: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s, "
-          f"service model {ServiceModel()}")
+    print(
+        f"# bench-autoscale: SLO p95 {args.slo_ms:g} ms, cold start {args.cold_start_s:g} s, "
+        f"service model {ServiceModel()}"
+    )
     results = {p.name: bench_trace(load_trace(p), args, args.out) for p in paths}
-    results["heldout"] = bench_trace(diurnal_with_steps(args.seed), args, args.out)
+    for make_trace in HELDOUT:
+        trace = make_trace(args.seed)
+        results[trace.name] = bench_trace(trace, args, args.out)
     if not args.skip_speed:
         results["speed"] = bench_speed(paths[0], args)
     (args.out / "bench-autoscale.json").write_text(json.dumps(results, indent=2, default=float))

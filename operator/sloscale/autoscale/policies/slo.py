@@ -1,8 +1,10 @@
 """The `slo` policy: hold the latency objective at the lowest replica count.
 
-Provision for the forecast demand at a learned per-replica capacity, ahead by the cold start;
-treat a breach as an emergency; release capacity slowly, stepwise, after the peak has passed;
-never ask for pods the cluster cannot schedule. Parameters and their reasons are in SloParams.
+Provision for the demand at a learned per-replica capacity, ahead by the cold start when the
+demand is clearly rising; treat a breach as an emergency; release capacity once the demand
+level of a whole scale-down window fits in fewer pods; keep capacity between bursts when
+releasing it was regretted; never ask for pods the cluster cannot schedule. Parameters and
+their reasons are in SloParams.
 """
 
 from __future__ import annotations
@@ -20,28 +22,35 @@ from sloscale.autoscale.policies.base import (
 )
 from sloscale.autoscale.policies.hpa import objective_value
 
+Samples = list[tuple[float, float]]
+
 
 @dataclass(frozen=True)
 class SloParams:
     # Provision for demand at this share of the capacity at target: rates are averages over a
-    # window, and the bursts inside it must not push latency over the objective.
-    target_utilization: float = 0.8
+    # window, and neither the bursts inside it nor a rise before new pods are Ready may push
+    # latency over the objective (the share the baselines are given too).
+    target_utilization: float = 0.7
     # Trend fit over this window; demand is extrapolated by coldStart + interval, because a pod
     # asked for now only serves after that.
-    trend_window_s: float = 120.0
-    # A noisy slope must not double the fleet: the look-ahead adds at most this share of demand.
-    max_forecast_rise: float = 0.5
+    trend_window_s: float = 300.0
+    # Only a slope the noise cannot explain is a trend: the fit's slope less this many
+    # standard errors (a noisy stationary load then adds nothing).
+    trend_confidence_z: float = 1.0
+    # The look-ahead adds at most this share of demand: a trend is not a step.
+    max_forecast_rise: float = 0.2
+    # Decisions read the demand level, the mean of the samples over this window, so that one
+    # noisy window neither adds nor releases pods; a breach reads the latest window instead.
+    level_window_s: float = 90.0
     # Queued requests should drain within this, so a backlog adds pending/drain_s to demand.
     backlog_drain_s: float = 30.0
     # More queued requests than this per ready replica is a backlog, not a slow replica.
     backlog_per_replica: float = 4.0
-    # A breach multiplies the ready count by (latency/target)^exponent, clamped to these
-    # factors: latency grows faster than linearly near saturation, so must the response.
+    # Without a capacity model, a breach multiplies the ready count by (latency/target)^exponent,
+    # clamped to these factors: latency grows faster than linearly near saturation.
     breach_exponent: float = 2.0
     breach_min_factor: float = 1.2
     breach_max_factor: float = 3.0
-    # An emergency asks for at most this multiple of what the demand model needs.
-    breach_model_margin: float = 1.5
     # Fewer requests than this in the window cannot make a breach (p95 of 3 requests is noise).
     min_breach_requests: float = 20.0
     # Scale down by at most this share of the replicas per decision (when scaleDown.maxStep = 0).
@@ -71,9 +80,10 @@ class SloState:
     started: float | None = None  # first decision: no scale-down before a full window of data
     ready: int = -1
     ready_since: float = 0.0
-    demand: list[tuple[float, float]] = field(default_factory=list)  # (time, demand rps)
+    demand: Samples = field(default_factory=list)  # (time, demand rps)
+    levels: Samples = field(default_factory=list)  # (time, demand level rps)
+    slope_rps_per_s: float = 0.0  # significant upward trend of demand
     last_breach: float | None = None
-    last_scale_up: float | None = None
     last_scale_down: float | None = None
     down_window_s: float | None = None  # adaptive, starts at the spec's
     window_changed: float = 0.0
@@ -81,22 +91,42 @@ class SloState:
     ceiling_since: float = 0.0
 
 
-def trend_rps_per_s(samples: list[tuple[float, float]]) -> float:
-    """Least-squares slope of demand over time (0 with fewer than 3 samples)."""
-    if len(samples) < 3:
-        return 0.0
+def trend_rps_per_s(samples: Samples, confidence_z: float = 0.0) -> float:
+    """Least-squares slope of demand over time, shrunk toward 0 by `confidence_z` standard
+    errors, so that a slope the noise could explain counts as none (0 below 3 samples)."""
     n = len(samples)
+    if n < 3:
+        return 0.0
     mean_t = sum(t for t, _ in samples) / n
     mean_v = sum(v for _, v in samples) / n
     var_t = sum((t - mean_t) ** 2 for t, _ in samples)
     if var_t <= 0:
         return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / var_t
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in samples) / var_t
+    if confidence_z <= 0 or n < 4:
+        return slope
+    residual = sum((v - mean_v - slope * (t - mean_t)) ** 2 for t, v in samples) / (n - 2)
+    error = math.sqrt(residual / var_t)
+    return math.copysign(max(0.0, abs(slope) - confidence_z * error), slope)
+
+
+def level_at(samples: Samples, time: float, level_window_s: float, slope: float = 0.0) -> float:
+    """The demand level at `time`: the mean of the samples in the level window ending there,
+    moved along `slope` from the window's mean time (a mean lags a ramp)."""
+    window = [(t, v) for t, v in samples if time - level_window_s < t <= time]
+    if not window:
+        return 0.0
+    mean_t = sum(t for t, _ in window) / len(window)
+    return sum(v for _, v in window) / len(window) + slope * (time - mean_t)
 
 
 def learn_capacity(
-    capacity: float | None, load_per_replica: float, latency_ms: float, target_ms: float,
-    backlog: bool, params: SloParams,
+    capacity: float | None,
+    load_per_replica: float,
+    latency_ms: float,
+    target_ms: float,
+    backlog: bool,
+    params: SloParams,
 ) -> float | None:
     """Update rps/replica at target: a breach at load x bounds it below x, a healthy x above.
 
@@ -117,8 +147,13 @@ def learn_capacity(
     return capacity
 
 
-def recover(capacity: float | None, profile: float | None, latency_ms: float, target_ms: float,
-            params: SloParams) -> float | None:
+def recover(
+    capacity: float | None,
+    profile: float | None,
+    latency_ms: float,
+    target_ms: float,
+    params: SloParams,
+) -> float | None:
     """Drift a cut capacity back toward the profile while latency is healthy: one bad window
     (a burst, a slow node) must not cost replicas forever."""
     if capacity is None or profile is None or capacity >= profile:
@@ -139,7 +174,7 @@ class SloPolicy:
     def decide(
         self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec, now: float
     ) -> Decision:
-        state, params = self.state, self.params
+        state = self.state
         if state.started is None:
             state.started = now
         if state.capacity_rps is None and spec.capacityRpsPerReplica:
@@ -149,30 +184,55 @@ class SloPolicy:
             latency_ms = 0.0  # no traffic at all: nothing is slow
         if snapshot.rps is None or latency_ms is None:
             return hold(replicas, spec, "no metrics: holding")
-        self._learn(snapshot.rps, snapshot.pending or 0.0, latency_ms, replicas, spec, now)
-        demand = snapshot.rps + (snapshot.pending or 0.0) / params.backlog_drain_s
-        self._remember(demand, now)
+        pending = snapshot.pending or 0.0
+        self._learn(snapshot.rps, pending, latency_ms, replicas, spec, now)
+        demand = self._remember(snapshot.rps, pending, now)
+        breach = self._breach(snapshot.rps, latency_ms, spec, now)
+        desired, reason = self._target(demand, latency_ms, breach, replicas, spec, now)
+        desired = spec.clamp(self._respect_schedulable(desired, replicas, now))
+        if desired < replicas.current:
+            state.last_scale_down = now
+        details = {
+            "demand_rps": demand,
+            "capacity_rps": state.capacity_rps,
+            "latency_ms": latency_ms,
+        }
+        return Decision(desired, reason, details)
+
+    def _remember(self, rps: float, pending: float, now: float) -> float:
+        """Remember this window's demand (rate plus backlog), the trend and the level."""
+        state, params = self.state, self.params
+        demand = rps + pending / params.backlog_drain_s
+        keep_s = max(params.trend_window_s, params.level_window_s)
+        state.demand = [s for s in state.demand if s[0] > now - keep_s] + [(now, demand)]
+        recent = [s for s in state.demand if s[0] > now - params.trend_window_s]
+        state.slope_rps_per_s = max(0.0, trend_rps_per_s(recent, params.trend_confidence_z))
+        level = level_at(state.demand, now, params.level_window_s, state.slope_rps_per_s)
+        state.levels = [s for s in state.levels if s[0] > now - params.max_down_window_s]
+        state.levels.append((now, level))
+        return demand
+
+    def _breach(self, rps: float, latency_ms: float, spec: AutoscalingSpec, now: float) -> bool:
         # A percentile of a handful of requests is noise, not an emergency.
         window_s = self.metrics_window_s or spec.objective.window
-        breach = (latency_ms > spec.objective.targetMs
-                  and snapshot.rps * window_s >= params.min_breach_requests)
+        breach = (
+            latency_ms > spec.objective.targetMs
+            and rps * window_s >= self.params.min_breach_requests
+        )
         self._adapt_down_window(breach, now, spec)
         if breach:
-            state.last_breach = now
-        desired, reason = self._target(demand, latency_ms, breach, snapshot.pending or 0.0,
-                                       replicas, spec, now)
-        desired = self._respect_schedulable(desired, replicas, now)
-        desired = spec.clamp(desired)
-        if desired > replicas.current:
-            state.last_scale_up = now
-        elif desired < replicas.current:
-            state.last_scale_down = now
-        return Decision(desired, reason, {
-            "demand_rps": demand, "capacity_rps": state.capacity_rps, "latency_ms": latency_ms,
-        })
+            self.state.last_breach = now
+        return breach
 
-    def _learn(self, rps: float, pending: float, latency_ms: float, replicas: ReplicaState,
-               spec: AutoscalingSpec, now: float) -> None:
+    def _learn(
+        self,
+        rps: float,
+        pending: float,
+        latency_ms: float,
+        replicas: ReplicaState,
+        spec: AutoscalingSpec,
+        now: float,
+    ) -> None:
         """Update the capacity estimate from a window that describes the current replicas."""
         state, params, target_ms = self.state, self.params, spec.objective.targetMs
         if replicas.ready != state.ready:  # the first count seen has no known change
@@ -181,15 +241,12 @@ class SloPolicy:
         if replicas.ready <= 0 or now - state.ready_since < params.settle_s:
             return
         backlog = pending > replicas.ready * params.backlog_per_replica
-        learned = learn_capacity(state.capacity_rps, rps / replicas.ready, latency_ms, target_ms,
-                                 backlog, params)
-        state.capacity_rps = recover(learned, spec.capacityRpsPerReplica, latency_ms, target_ms,
-                                     params)
-
-    def _remember(self, demand: float, now: float) -> None:
-        keep_s = max(self.params.trend_window_s, self.params.max_down_window_s)
-        self.state.demand = [s for s in self.state.demand if s[0] > now - keep_s]
-        self.state.demand.append((now, demand))
+        learned = learn_capacity(
+            state.capacity_rps, rps / replicas.ready, latency_ms, target_ms, backlog, params
+        )
+        state.capacity_rps = recover(
+            learned, spec.capacityRpsPerReplica, latency_ms, target_ms, params
+        )
 
     def _base_down_window_s(self, spec: AutoscalingSpec) -> float:
         # A pod released and needed again within a cold start costs more than keeping it.
@@ -201,10 +258,12 @@ class SloPolicy:
     def _adapt_down_window(self, breach: bool, now: float, spec: AutoscalingSpec) -> None:
         state, params = self.state, self.params
         base, window = self._base_down_window_s(spec), self._down_window_s(spec)
-        new_breach = breach and (state.last_breach is None
-                                 or now - state.last_breach > spec.interval * 1.5)
-        regretted = (state.last_scale_down is not None
-                     and now - state.last_scale_down <= params.regret_s)
+        new_breach = breach and (
+            state.last_breach is None or now - state.last_breach > spec.interval * 1.5
+        )
+        regretted = (
+            state.last_scale_down is not None and now - state.last_scale_down <= params.regret_s
+        )
         if new_breach and regretted and now - state.window_changed >= window:
             state.down_window_s = min(params.max_down_window_s, 2 * window)
             state.window_changed = now
@@ -213,68 +272,76 @@ class SloPolicy:
             state.window_changed = now
 
     def _target(
-        self, demand: float, latency_ms: float, breach: bool, pending: float,
-        replicas: ReplicaState, spec: AutoscalingSpec, now: float,
+        self,
+        demand: float,
+        latency_ms: float,
+        breach: bool,
+        replicas: ReplicaState,
+        spec: AutoscalingSpec,
+        now: float,
     ) -> tuple[int, str]:
-        state, params = self.state, self.params
-        capacity = state.capacity_rps
+        capacity = self.state.capacity_rps
         if capacity is None:  # nothing learned yet: only the latency can drive it
             if breach:
                 urgent = math.ceil(max(replicas.ready, 1) * self._breach_factor(latency_ms, spec))
                 return max(replicas.current, urgent), "breach, no capacity model yet"
             return replicas.current, "learning capacity"
-        per_replica = capacity * params.target_utilization
-        horizon_s = spec.coldStartSeconds + spec.interval
-        recent = [s for s in state.demand if s[0] > now - params.trend_window_s]
-        rise = max(0.0, trend_rps_per_s(recent)) * horizon_s
-        forecast = demand + min(rise, demand * params.max_forecast_rise)
+        per_replica = capacity * self.params.target_utilization
+        forecast = self._forecast(demand, breach, spec)
         needed = ceil_div(forecast, per_replica)
-        backlog = pending > max(replicas.ready, 1) * params.backlog_per_replica
-        # With pods on the way, or just arrived, and the queue drained, the breach is in the
-        # (older) window, not now: the pods asked for fix it; do not multiply again.
-        settled = now - state.ready_since >= params.settle_s
-        if breach and (backlog or (replicas.starting == 0 and settled)):
-            factor = self._breach_factor(latency_ms, spec)
-            # Bounded by the model when it has one: the multiplier covers a model that is off,
-            # not a second copy of the demand it already counts.
-            bound = math.ceil(needed * params.breach_model_margin) if needed else math.inf
-            urgent = max(needed, min(math.ceil(max(replicas.ready, 1) * factor), bound))
-            if urgent > replicas.current:
-                return urgent, f"breach: {latency_ms:.0f}ms > {spec.objective.targetMs:.0f}ms"
         if needed > replicas.current:
             step = spec.scaleUp.maxStep or needed
-            return min(needed, replicas.current + step), f"forecast {forecast:.1f} rps"
-        return self._scale_down(replicas, spec, now, per_replica)
+            reason = (
+                f"breach: {latency_ms:.0f}ms > {spec.objective.targetMs:.0f}ms, " if breach else ""
+            )
+            return min(needed, replicas.current + step), f"{reason}forecast {forecast:.1f} rps"
+        return self._scale_down(replicas, spec, now, per_replica, needed)
+
+    def _forecast(self, demand: float, breach: bool, spec: AutoscalingSpec) -> float:
+        """Demand a cold start ahead: the level (on a breach the latest window: it is the
+        emergency) plus the significant upward trend, at most a share of the level."""
+        state, params = self.state, self.params
+        level = demand if breach else state.levels[-1][1]
+        rise = state.slope_rps_per_s * (spec.coldStartSeconds + spec.interval)
+        return level + min(rise, level * params.max_forecast_rise)
 
     def _breach_factor(self, latency_ms: float, spec: AutoscalingSpec) -> float:
         params = self.params
         ratio = latency_ms / spec.objective.targetMs
-        return min(params.breach_max_factor,
-                   max(params.breach_min_factor, ratio ** params.breach_exponent))
+        return min(
+            params.breach_max_factor, max(params.breach_min_factor, ratio**params.breach_exponent)
+        )
 
     def _scale_down(
-        self, replicas: ReplicaState, spec: AutoscalingSpec, now: float, per_replica: float
+        self,
+        replicas: ReplicaState,
+        spec: AutoscalingSpec,
+        now: float,
+        per_replica: float,
+        needed: int,
     ) -> tuple[int, str]:
+        """Release what the demand level of a whole calm window does not need, stepwise."""
         state, params = self.state, self.params
         window_s = self._down_window_s(spec)
-        events = (state.started, state.last_breach, state.last_scale_up)
-        calm_since = max(t for t in events if t is not None)
+        calm_since = max(t for t in (state.started, state.last_breach) if t is not None)
         if now - calm_since < window_s:
-            return replicas.current, "holding: recent breach or scale-up"
-        peak = max(v for t, v in state.demand if t > now - window_s)
-        floor = ceil_div(peak, per_replica)
+            return replicas.current, "holding: a breach (or the start) within the window"
+        peak = max(v for t, v in state.levels if t > now - window_s)
+        floor = max(needed, ceil_div(peak, per_replica))
         if floor >= replicas.current:
-            return replicas.current, f"holding: peak {peak:.1f} rps needs {floor}"
+            return replicas.current, f"holding: demand level {peak:.1f} rps needs {floor}"
         step = spec.scaleDown.maxStep or max(1, int(replicas.current * params.down_step_fraction))
-        return max(floor, replicas.current - step), f"scale down: peak {peak:.1f} rps"
+        return max(floor, replicas.current - step), f"scale down: demand level {peak:.1f} rps"
 
     def _respect_schedulable(self, desired: int, replicas: ReplicaState, now: float) -> int:
         state = self.state
         if replicas.pending > 0:
             state.schedulable_ceiling = replicas.current - replicas.pending
             state.ceiling_since = now
-        elif (state.schedulable_ceiling is not None
-              and now - state.ceiling_since > self.params.unschedulable_backoff_s):
+        elif (
+            state.schedulable_ceiling is not None
+            and now - state.ceiling_since > self.params.unschedulable_backoff_s
+        ):
             state.schedulable_ceiling = None
         if state.schedulable_ceiling is None:
             return desired
