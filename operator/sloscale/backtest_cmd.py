@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sloscale.autoscale.backtest import ACTUAL_PODS_QUERY, replay
     from sloscale.autoscale.backtest_report import plot, table
-    from sloscale.autoscale.config import policy_spec
+    from sloscale.autoscale.config import policy_rate_window_s, policy_spec
     from sloscale.autoscale.metrics import PrometheusSource
     from sloscale.autoscale.promql import ServiceKey
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.policy:
         spec = dataclasses.replace(spec, policy=args.policy)
-    source = PrometheusSource(args.prometheus, window_s=spec.objective.window)
+    source = PrometheusSource(args.prometheus, window_s=policy_rate_window_s(spec))
     try:
         matrices = source.fetch_range(start, end, spec.interval, {"actual_pods": ACTUAL_PODS_QUERY})
     except Exception as err:  # noqa: BLE001 - connection and query errors alike

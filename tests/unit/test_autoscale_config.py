@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sloscale.autoscale.config import duration_s, policy_spec
+from sloscale.autoscale.config import duration_s, policy_rate_window_s, policy_spec, rate_window_s
+from sloscale.autoscale.policies import AutoscalingSpec
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,41 @@ def test_capacity_profile_json() -> None:
             capacity_from_profile(bad, "cm/p")
     spec = policy_spec({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}}, 12.0)
     assert spec.capacityRpsPerReplica == 12.0
+
+
+@pytest.mark.parametrize(
+    ("policy_window_s", "objective_window_s", "expected_s"),
+    [
+        (None, 60.0, 60.0),  # hpa, keda: the objective's window
+        (30.0, 60.0, 30.0),  # slo: its own, as in the simulator
+        (30.0, 10.0, 10.0),  # never longer than the objective (the user knows their scrapes)
+        (2.0, 60.0, 30.0),  # kpa: at least two scrapes of the rendered ServiceMonitor
+        (2.0, 10.0, 10.0),  # ... unless the objective itself is shorter
+    ],
+)
+def test_rate_window(
+    policy_window_s: float | None, objective_window_s: float, expected_s: float
+) -> None:
+    assert rate_window_s(policy_window_s, objective_window_s) == expected_s
+
+
+@pytest.mark.parametrize(("policy", "expected_s"), [("slo", 30.0), ("hpa", 120.0), ("kpa", 30.0)])
+def test_policy_rate_window_is_the_simulators(policy: str, expected_s: float) -> None:
+    raw = {"policy": policy, "objective": {"targetMs": 100, "window": "2m"},
+           "capacityProfile": {"maxRpsPerReplica": 10}}  # fmt: skip
+    assert policy_rate_window_s(policy_spec(raw)) == expected_s
+
+
+def test_admitted_spec_without_step_rules_keeps_the_policys_own() -> None:
+    from sloscale.api.spec import parse_spec
+
+    admitted = parse_spec(
+        {
+            "model": {"name": "m", "storageUri": "s3://models/m"},
+            "autoscaling": {"enabled": True, "objective": {"targetMs": 100}},
+        }
+    )  # fmt: skip (the operator's twin of the apiserver's defaulting)
+    assert admitted.autoscaling is not None
+    spec = policy_spec(admitted.autoscaling.raw)
+    assert spec.scaleUp == AutoscalingSpec().scaleUp  # no CRD default caps a burst
+    assert spec.scaleDown == AutoscalingSpec().scaleDown

@@ -187,19 +187,20 @@ def runtime_schema() -> Schema:
     )
 
 
-def step_schema(what: str, stabilization_s: int, max_step: int) -> Schema:
+def step_schema(what: str) -> Schema:
+    # No defaults: unset means the policy's own rules, the ones the simulator measured (slo:
+    # no limit up, 5% of the replicas down after max(120 s, coldStart + interval); hpa/keda:
+    # the HPA behavior defaults; kpa: Knative's). A default here would override them all.
     return obj(
-        f"Limits on how fast the autoscaler scales {what}.",
+        f"Limits on how fast the autoscaler scales {what}; unset fields keep the policy's own.",
         {
             "stabilizationSeconds": integer(
                 f"Seconds a lower/higher recommendation must hold before scaling {what}.",
                 minimum=0,
-                default=stabilization_s,
             ),
             "maxStep": integer(
                 f"Most replicas added or removed in one step when scaling {what}.",
                 minimum=1,
-                default=max_step,
             ),
         },
     )
@@ -275,8 +276,8 @@ def autoscaling_schema() -> Schema:
             ),
             "interval": string("How often the autoscaler decides, e.g. 15s.", default="15s",
                                maxLength=16),
-            "scaleUp": {**step_schema("up", 0, 4), "default": {}},
-            "scaleDown": {**step_schema("down", 300, 1), "default": {}},
+            "scaleUp": step_schema("up"),
+            "scaleDown": step_schema("down"),
             "coldStartSeconds": number(
                 "Seconds from scale-up to a new replica serving (model load included).",
                 minimum=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective, ScalingRules
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -28,6 +29,30 @@ def _rules(raw: dict[str, Any] | None, default: ScalingRules) -> ScalingRules:
         stabilizationSeconds=float(raw.get("stabilizationSeconds", default.stabilizationSeconds)),
         maxStep=int(raw.get("maxStep", default.maxStep)),
     )
+
+
+# Prometheus needs two samples in a rate() range: two scrapes of the rendered ServiceMonitor
+# (every 15 s). A policy that asks for less (KPA's 2 s) reads this much instead.
+MIN_RATE_WINDOW_S = 30.0
+
+
+def rate_window_s(policy_window_s: float | None, objective_window_s: float) -> float:
+    """The PromQL rate window for a policy: its own (as in the simulator) when it asks for one,
+    never longer than the objective's window (the user's statement of what their scrapes hold)
+    and never shorter than two scrapes unless the objective itself is shorter."""
+    if policy_window_s is None:
+        return objective_window_s
+    floor_s = min(MIN_RATE_WINDOW_S, objective_window_s)
+    return max(min(policy_window_s, objective_window_s), floor_s)
+
+
+def policy_rate_window_s(spec: AutoscalingSpec) -> float:
+    """rate_window_s for the policy `spec` selects (objective.window if it cannot be built)."""
+    try:
+        wanted = make_policy(spec.policy, spec).metrics_window_s
+    except ValueError:
+        wanted = None  # e.g. keda whose profile sits in a ConfigMap: the decision reports it
+    return rate_window_s(wanted, spec.objective.window)
 
 
 def capacity_from_profile(profile_json: str, source: str = "profile") -> float | None:

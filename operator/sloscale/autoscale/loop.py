@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sloscale.api import SERVICE_LABEL
-from sloscale.autoscale.config import capacity_from_profile, policy_spec
+from sloscale.autoscale.config import capacity_from_profile, policy_rate_window_s, policy_spec
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.metrics import Fetched, PrometheusSource
@@ -239,11 +239,11 @@ def _parse_iso(text: str) -> float:
 
 
 def _window_s(service: dict[str, Any]) -> float:
-    """The rate window a service's objective asks for (its objective.window)."""
+    """The rate window of a service's policy, bounded by its objective.window."""
     try:
-        return policy_spec(service["spec"]["autoscaling"]).objective.window
+        return policy_rate_window_s(policy_spec(service["spec"]["autoscaling"]))
     except ValueError:
-        return AutoscalingSpec().objective.window
+        return AutoscalingSpec().objective.window  # _decide reports the problem
 
 
 def _key(service: dict[str, Any]) -> ServiceKey:
