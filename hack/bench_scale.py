@@ -20,9 +20,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from kubernetes import client, watch
+from kubernetes import config as kube_config
+
 from hack.localcluster.cluster import LocalCluster, free_port
 from hack.localcluster.nodes import NodePool
-from sloscale.api import SERVICE_LABEL
+from sloscale.api import GROUP, PLURAL, SERVICE_LABEL, VERSION
 from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
 from sloscale.emulator.exposition import PodCounters
 from sloscale.emulator.runner import ready_pod_names
@@ -108,38 +111,36 @@ def _proc(pid: int) -> tuple[float, float, float]:
     return cpu_s, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def _apply_at_rate(cluster: LocalCluster, count: int, rate: int) -> dict[str, float]:
-    applied: dict[str, float] = {}
-    for start in range(0, count, rate):
-        began = time.monotonic()
-        batch = [_service(i) for i in range(start, min(count, start + rate))]
-        cluster.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": batch}),
-            timeout=120,
-        )
-        for item in batch:
-            applied[item["metadata"]["name"]] = time.time()
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
-    return applied
+def _create_on_schedule(api: client.CustomObjectsApi, count: int, rate: int
+                        ) -> dict[str, float]:
+    """Create service i at t0 + i/rate (one request each); returns name -> time it was created."""
+    created: dict[str, float] = {}
+    t0 = time.monotonic()
+    for index in range(count):
+        time.sleep(max(0.0, t0 + index / rate - time.monotonic()))
+        body = _service(index)
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+        created[body["metadata"]["name"]] = time.time()
+    return created
 
 
-def _watch_deployments(
-    cluster: LocalCluster, seen: dict[str, float], stop: threading.Event
-) -> None:
-    proc = subprocess.Popen(
-        [str(cluster.bin_dir / "kubectl"), "get", "deployments", "-n", NS, "--watch",
-         "--output-watch-events", "-o", "jsonpath={.object.metadata.name}{\"\\n\"}"],
-        env=cluster.env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        seen.setdefault(line.strip(), time.time())
-        if stop.is_set():
-            break
-    proc.terminate()
+def _watch_deployments(apps: client.AppsV1Api, resource_version: str, seen: dict[str, float],
+                       stop: threading.Event) -> None:
+    """Record when each Deployment's ADDED event reaches us (its creation, as a client sees it)."""
+    while not stop.is_set():
+        stream = watch.Watch().stream(apps.list_namespaced_deployment, NS, timeout_seconds=30,
+                                      resource_version=resource_version)
+        for event in stream:
+            obj = event["object"]
+            resource_version = obj.metadata.resource_version
+            if event["type"] == "ADDED":
+                seen.setdefault(obj.metadata.name, time.time())
+            if stop.is_set():
+                break
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
 def run(services: int, rate: int, settle_s: float) -> None:
@@ -173,17 +174,19 @@ def run(services: int, rate: int, settle_s: float) -> None:
             )  # fmt: skip
             stack.append(lambda: (operator.terminate(), operator.wait(30)))
             time.sleep(5)
+            api_client = kube_config.new_client_from_config(str(cluster.kubeconfig))
             seen: dict[str, float] = {}
             stop_watch = threading.Event()
-            threading.Thread(target=_watch_deployments, args=(cluster, seen, stop_watch),
+            apps = client.AppsV1Api(api_client)
+            listed = apps.list_namespaced_deployment(NS).metadata.resource_version
+            threading.Thread(target=_watch_deployments, args=(apps, listed, seen, stop_watch),
                              daemon=True).start()  # fmt: skip
+            cpu_start, _, _ = _proc(operator.pid)
             started = time.monotonic()
-            applied = _apply_at_rate(cluster, services, rate)
-            print(
-                f"applied {services} InferenceServices at {rate}/s in "
-                f"{time.monotonic() - started:.0f}s",
-                flush=True,
-            )
+            applied = _create_on_schedule(client.CustomObjectsApi(api_client), services, rate)
+            applied_s = time.monotonic() - started
+            print(f"created {services} InferenceServices in {applied_s:.1f}s "
+                  f"({services / applied_s:.1f}/s, goal {rate}/s)", flush=True)
             deadline = time.monotonic() + 1800
             ready = 0
             while time.monotonic() < deadline:
@@ -201,6 +204,7 @@ def run(services: int, rate: int, settle_s: float) -> None:
                     break
                 time.sleep(5)
             all_ready_s = time.monotonic() - started
+            cpu_ready, _, peak_ready = _proc(operator.pid)
             stop_watch.set()
             # The first decisions write every service's status once; measure after that storm.
             time.sleep(settle_s)
@@ -220,8 +224,11 @@ def run(services: int, rate: int, settle_s: float) -> None:
             print(f"\nscale benchmark: {services} InferenceServices, autoscaler tick {TICK_S:g}s")
             print(
                 f"  creation -> Deployment exists   p50 {statistics.median(delays):.2f}s  "
-                f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f}s  ({len(delays)} seen)"
+                f"p99 {_percentile(delays, 0.99):.2f}s  max {delays[-1]:.2f}s  "
+                f"({len(delays)}/{services} seen)"
             )
+            print(f"  operator CPU, first create to all Ready  {cpu_ready - cpu_start:.0f}s "
+                  f"over {all_ready_s:.0f}s; peak RSS by then {peak_ready:.0f} MB")
             print(
                 f"  all pods Ready after            {all_ready_s:.0f}s from the first apply "
                 f"({ready}/{services})"
