@@ -15,7 +15,7 @@ from sloscale.autoscale.policies.base import (
     Snapshot,
 )
 from sloscale.autoscale.promql import ServiceMetrics
-from sloscale.autoscale.replicas import PodCensus, census
+from sloscale.autoscale.replicas import PodCensus, census, census_fields, replicas_fields
 from sloscale.autoscale.tick import decide_tick
 
 SPEC = AutoscalingSpec(minReplicas=1, maxReplicas=10)
@@ -124,6 +124,35 @@ def test_census_counts_each_kind_of_pod() -> None:
     result = census(5, pods)
     assert result.state == ReplicaState(current=5, ready=2, starting=1, pending=1)
     assert result.unschedulable_message == "no GPU"
+    # The loop lists pods reduced to census_fields: the count must not change.
+    assert census(5, [census_fields(p) for p in pods]) == result
+
+
+def test_reduced_objects_keep_identity_and_drop_the_rest() -> None:
+    pod = _pod(deletionTimestamp="2026-11-22T00:00:00Z")
+    pod["spec"] = {"containers": [{"name": "triton", "image": "x" * 1000}]}
+    pod["metadata"]["managedFields"] = [{"manager": "kubelet"}]
+    reduced = census_fields(pod)
+    assert "spec" not in reduced and "managedFields" not in reduced["metadata"]
+    assert reduced["metadata"]["deletionTimestamp"] == "2026-11-22T00:00:00Z"
+    deployment = {"metadata": {"name": "a", "namespace": "n", "labels": {"l": "a"},
+                               "annotations": {"big": "y" * 1000}},
+                  "spec": {"replicas": 3, "template": {}}, "status": {"readyReplicas": 2}}
+    assert replicas_fields(deployment) == {
+        "metadata": {"name": "a", "namespace": "n", "labels": {"l": "a"}},
+        "spec": {"replicas": 3}}
+
+
+def test_first_decisions_of_services_created_together_are_spread() -> None:
+    from sloscale.autoscale.loop import first_due
+    from sloscale.autoscale.promql import ServiceKey
+
+    keys = [ServiceKey("ns", f"svc-{i:04d}") for i in range(1000)]
+    offsets = [first_due(k, 15.0, 5.0, 1000.0) - 1000.0 for k in keys]
+    assert set(offsets) == {0.0, 5.0, 10.0}  # every slot of one interval, none later
+    assert max(offsets.count(o) for o in set(offsets)) < 400  # about a third each
+    assert first_due(keys[0], 15.0, 5.0, 1000.0) == first_due(keys[0], 15.0, 5.0, 1000.0)
+    assert first_due(keys[0], 3.0, 5.0, 1000.0) == 1000.0  # interval below a tick: at once
 
 
 @pytest.mark.parametrize(

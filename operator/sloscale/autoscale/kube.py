@@ -13,11 +13,13 @@ from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.api.status import merge_conditions
 from sloscale.autoscale import actuator
 from sloscale.autoscale.promql import ServiceKey
+from sloscale.autoscale.replicas import census_fields, replicas_fields
 from sloscale.autoscale.tick import TickOutcome
 from sloscale.controller.kube import Kube
 
 log = logging.getLogger(__name__)
 STATUS_RETRIES = 3
+LIST_PAGE = 500
 
 
 class KubeAutoscalerClient:
@@ -45,14 +47,28 @@ class KubeAutoscalerClient:
         namespace = item["metadata"].get("namespace", "")
         return self.namespaces is None or any(fnmatch(namespace, p) for p in self.namespaces)
 
-    def _items(self, list_all: Any, list_namespaced: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def _items(self, list_all: Any, list_namespaced: Any, keep: Any = None,
+               **kwargs: Any) -> list[dict[str, Any]]:
+        """Every watched item, read in pages; `keep` reduces each item to what is used.
+
+        Pages and reduction keep a thousand pods' JSON from being held at once: the list
+        runs every tick and its transient peak is most of the operator's memory.
+        """
         exact = self._exact_namespaces()
-        if exact is None:
-            responses = [list_all(**kwargs, _preload_content=False)]
-        else:
-            responses = [list_namespaced(ns, **kwargs, _preload_content=False) for ns in exact]
-        items = [item for r in responses for item in json.loads(r.data).get("items", [])]
-        return [item for item in items if self._watched(item)]
+        calls = [list_all] if exact is None else [
+            lambda ns=ns, **kw: list_namespaced(ns, **kw) for ns in exact]
+        items = []
+        for call in calls:
+            token = None
+            while True:
+                page = json.loads(call(**kwargs, limit=LIST_PAGE, _continue=token,
+                                       _preload_content=False).data)
+                items += [keep(item) if keep else item for item in page.get("items", [])
+                          if self._watched(item)]
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+        return items
 
     def list_inference_services(self) -> list[dict[str, Any]]:
         exact = self._exact_namespaces()
@@ -74,6 +90,7 @@ class KubeAutoscalerClient:
         for pod in self._items(
             self._core.list_pod_for_all_namespaces,
             self._core.list_namespaced_pod,
+            keep=census_fields,
             label_selector=service_label,
         ):
             meta = pod["metadata"]
@@ -82,6 +99,7 @@ class KubeAutoscalerClient:
         for dep in self._items(
             self._apps.list_deployment_for_all_namespaces,
             self._apps.list_namespaced_deployment,
+            keep=replicas_fields,
             label_selector=service_label,
         ):
             meta = dep["metadata"]

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 DECISION_HISTORY = 10
 PROFILE_CACHE_S = 60.0
 STATUS_REFRESH_S = 60.0
+# Status and scale writes in flight at once per tick.
+WRITE_CONCURRENCY = 8
 # As long as the slo policy keeps below a schedulable ceiling after seeing Pending pods.
 UNSCHEDULABLE_MEMORY_S = SloParams().unschedulable_backoff_s
 
@@ -64,6 +67,8 @@ class AutoscalerLoop:
     profiles: dict[tuple[str, str, str], tuple[float, str | None]] = field(default_factory=dict)
     # Multi-replica mode: whether this replica is the active peer (None: standalone).
     active: Callable[[], bool] | None = None
+    # When services not decided yet are first due (see first_due).
+    first_due: dict[ServiceKey, float] = field(default_factory=dict)
 
     async def run_forever(self, stopped: asyncio.Event) -> None:
         while not stopped.is_set():
@@ -91,17 +96,33 @@ class AutoscalerLoop:
             if by_window[window_s].error is not None:
                 self.metrics.query_errors.inc()
         cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_LABEL)
-        results = []
+        decided = []
         for service in due:
-            key = _key(service)
             try:
-                fetched = by_window[_window_s(service)]
-                outcome, metrics = self._decide(service, fetched, cluster, now)
-                await asyncio.to_thread(self._act, service, outcome, metrics, now)
-                results.append((key, outcome))
+                outcome, metrics = self._decide(service, by_window[_window_s(service)],
+                                                cluster, now)
+                decided.append((service, outcome, metrics))
             except Exception:  # noqa: BLE001 - one bad object never stops the others
-                log.exception("autoscaling %s failed this tick", key)
-        return results
+                log.exception("autoscaling %s failed this tick", _key(service))
+        return await self._act_all(decided, now)
+
+    async def _act_all(self, decided: list[tuple[dict[str, Any], TickOutcome, ServiceMetrics]],
+                       now: float) -> list[tuple[ServiceKey, TickOutcome]]:
+        """The writes, a few at a time: each waits on the API server, not on the CPU."""
+        limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def act(service: dict[str, Any], outcome: TickOutcome,
+                      metrics: ServiceMetrics) -> tuple[ServiceKey, TickOutcome] | None:
+            async with limit:
+                try:
+                    await asyncio.to_thread(self._act, service, outcome, metrics, now)
+                except Exception:  # noqa: BLE001 - one bad object never stops the others
+                    log.exception("autoscaling %s failed this tick", _key(service))
+                    return None
+            return _key(service), outcome
+
+        done = await asyncio.gather(*(act(*item) for item in decided))
+        return [result for result in done if result is not None]
 
     # -- pure-ish steps --------------------------------------------------------------------
     def _due(self, service: dict[str, Any], now: float) -> bool:
@@ -112,8 +133,11 @@ class AutoscalerLoop:
             interval = policy_spec(autoscaling).interval
         except ValueError:
             interval = LoopSettings.tick_s  # _decide reports the problem
-        last = self.memory[_key(service)].last_decided if _key(service) in self.memory else None
-        return last is None or now - last >= interval - 0.5
+        key = _key(service)
+        if key in self.memory:
+            return now - self.memory[key].last_decided >= interval - 0.5
+        first = self.first_due.setdefault(key, first_due(key, interval, self.settings.tick_s, now))
+        return now >= first
 
     def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
         memory = self.memory.get(key)
@@ -127,6 +151,8 @@ class AutoscalerLoop:
         for key in [k for k in self.memory if k not in alive]:
             del self.memory[key]
             self.metrics.forget(key)
+        for key in [k for k in self.first_due if k not in alive or k in self.memory]:
+            del self.first_due[key]
 
     def _decide(
         self, service: dict[str, Any], fetched: Fetched, cluster: dict[str, Any], now: float
@@ -206,6 +232,17 @@ class AutoscalerLoop:
         autoscaling = _status(service, outcome, metrics, now)
         if needs_write(service, autoscaling, outcome, now):
             self.kube.write_status(service, autoscaling, outcome, now)
+
+
+def first_due(key: ServiceKey, interval_s: float, tick_s: float, now: float) -> float:
+    """When a service seen for the first time decides: within one interval, by its name.
+
+    Services created together (a GitOps sync, an operator restart) would otherwise decide,
+    and write their status, in the same tick every interval; spread by a hash of the name,
+    each tick carries about tick/interval of them.
+    """
+    slots = max(1, int(interval_s // tick_s))
+    return now + (zlib.crc32(f"{key.namespace}/{key.name}".encode()) % slots) * tick_s
 
 
 def needs_write(

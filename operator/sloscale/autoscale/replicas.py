@@ -28,6 +28,26 @@ def _is_true(condition: Mapping[str, Any] | None) -> bool:
     return condition is not None and condition.get("status") == "True"
 
 
+def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    return {k: meta[k] for k in ("name", "namespace", "labels", "deletionTimestamp") if k in meta}
+
+
+def census_fields(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod reduced to what `census` reads (the loop lists every pod each tick)."""
+    status = pod.get("status", {}) or {}
+    conditions = [c for c in status.get("conditions") or []
+                  if c.get("type") in ("PodScheduled", "Ready")]
+    return {"metadata": _metadata(pod),
+            "status": {"phase": status.get("phase"), "conditions": conditions}}
+
+
+def replicas_fields(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """A Deployment reduced to what the loop reads: who it is and its replicas."""
+    return {"metadata": _metadata(deployment),
+            "spec": {"replicas": (deployment.get("spec", {}) or {}).get("replicas")}}
+
+
 def census(desired: int, pods: Iterable[Mapping[str, Any]]) -> PodCensus:
     """Count the pods of one Deployment; terminating pods are not capacity any more."""
     ready = starting = pending = 0
