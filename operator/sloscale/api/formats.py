@@ -38,6 +38,8 @@ ENV_NAME_RE = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 CONFIG_MAP_KEY_RE = r"^[-._a-zA-Z0-9]+$"
 # Printable ASCII without spaces: image references, URI paths.
 NO_SPACE_ASCII_RE = r"^[!-~]+$"
+# Text handed to a process (arguments, environment): anything but NUL, which execve cannot pass.
+NO_NUL_RE = r"^[^\x00]*$"
 # Six digits at most, so that CEL's duration() cannot overflow.
 DURATION_RE = r"^[0-9]{1,6}(ms|s|m|h)$"
 GPU_COUNT_RE = r"^([0-9]|1[0-6])$"

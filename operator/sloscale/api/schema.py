@@ -16,6 +16,7 @@ from sloscale.api.formats import (
     MAX_STEP_SECONDS,
     MAX_TARGET_MS,
     MAX_WINDOW,
+    NO_NUL_RE,
     NO_SPACE_ASCII_RE,
     QUALIFIED_NAME_RE,
     duration_rule,
@@ -166,7 +167,7 @@ def env_schema() -> Schema:
         "An environment variable of the Triton container.",
         {
             "name": string("Variable name.", maxLength=256, pattern=ENV_NAME_RE),
-            "value": string("Literal value."),
+            "value": string("Literal value.", pattern=NO_NUL_RE),
             "valueFrom": free_object("Source for the value (a Kubernetes EnvVarSource)."),
         },
         required=("name",),
@@ -205,7 +206,7 @@ def runtime_schema() -> Schema:
                             pattern=NO_SPACE_ASCII_RE),
             "args": array(
                 "Extra tritonserver arguments, appended after the ones sloscale sets.",
-                string("One argument."),
+                string("One argument.", pattern=NO_NUL_RE),
             ),
             "resources": resources_schema(),
             "env": array("Environment variables of the Triton container.", env_schema()),
