@@ -59,8 +59,8 @@ class Kube:
             return None
         return dict(found.to_dict())
 
-    def apply(self, manifest: dict[str, Any],
-              field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+    def apply(self, manifest: dict[str, Any], field_manager: str = FIELD_MANAGER,
+              dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply under our field manager; forced so hand edits are put back."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
@@ -72,6 +72,7 @@ class Kube:
                 "patch", resource.path(name=meta["name"], namespace=meta.get("namespace")),
                 body=tojson(manifest), content_type="application/apply-patch+yaml",
                 field_manager=field_manager, force_conflicts=True,
+                dry_run="All" if dry_run else None,
             )
         except ApiException as error:
             # Any refusal, 4xx or the 500 some type errors get, is reported and retried
