@@ -16,7 +16,14 @@ import pytest
 
 from hack.localcluster.cluster import LocalCluster
 from tests.bad_inputs.corpus import Entry, entries
-from tests.e2e.operator_process import OperatorProcess, get_json, install_api, wait_for, wait_ready
+from tests.e2e.operator_process import (
+    OperatorProcess,
+    get_json,
+    install_api,
+    running_operator,
+    wait_for,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.e2e
 NS = "e2e-bad-inputs"
@@ -33,12 +40,8 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[OperatorProcess]:
     install_api(cluster, NS)
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, log, "--namespace", NS).start()
-    try:
+    with running_operator(cluster, log, NS) as process:
         yield process
-    finally:
-        process.stop()
-        print(log.read_text()[-5000:])
 
 
 def apply(cluster: LocalCluster, manifest: dict[str, Any], *flags: str) -> tuple[int, str]:
