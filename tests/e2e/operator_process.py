@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,18 @@ class OperatorProcess:
 
     def assert_alive(self) -> None:
         assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
+
+
+@contextlib.contextmanager
+def running_operator(cluster: LocalCluster, log_path: Path, namespace: str,
+                     *args: str) -> Iterator[OperatorProcess]:
+    """The operator watching `namespace`, stopped afterwards with its log's tail printed."""
+    process = OperatorProcess(cluster, log_path, "--namespace", namespace, *args).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(log_path.read_text()[-5000:])
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 90, what: str = "condition") -> Any:

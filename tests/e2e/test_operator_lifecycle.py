@@ -16,6 +16,7 @@ from tests.e2e.operator_process import (
     OperatorProcess,
     get_json,
     install_api,
+    running_operator,
     wait_for,
 )
 from tests.e2e.operator_process import wait_ready as wait_ready_in
@@ -40,12 +41,8 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
     cluster.kubectl("apply", "--server-side", "-f", str(Path(__file__).parent /
                                                          "servicemonitor-crd.yaml"))
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster, log, "--namespace", NS).start()
-    try:
+    with running_operator(cluster, log, NS) as process:
         yield process
-    finally:
-        process.stop()
-        print(log.read_text()[-5000:])
 
 
 def wait_ready(cluster: LocalCluster, name: str, timeout_s: int = 120) -> None:

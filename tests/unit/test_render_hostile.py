@@ -11,16 +11,10 @@ from hypothesis import strategies as st
 from sloscale.render.contract import render_sample, shape
 from sloscale.render.quoting import tojson
 from sloscale.render.templates import compile_templates, package_sources
+from tests.spec_strategies import HOSTILE
 
 TEMPLATES = compile_templates(package_sources(), "package")
 PLAIN_SHAPE = [shape(m) for m in render_sample(TEMPLATES, "plain")]
-
-# Weighted towards YAML syntax so that most examples try to break out.
-YAML_BITS = st.sampled_from(['"', "'", "\n", ": ", "- ", "{", "}", "[", "]", "#", "&a", "*a",
-                             "!!python/object", "---", "...", "\\", "\u2028", "\x85", "\t",
-                             "%YAML", "|", ">", "\r\n", "\ufeff", "\x00"])
-HOSTILE = st.lists(st.one_of(YAML_BITS, st.text(max_size=8)), max_size=12).map("".join).filter(bool)
-
 
 def strings(value: Any) -> list[str]:
     if isinstance(value, dict):

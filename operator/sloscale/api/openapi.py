@@ -29,9 +29,10 @@ class Rule:
         return entry
 
 
-# Kubernetes' own quantity pattern (resource.Quantity).
+# Kubernetes' quantity pattern (resource.Quantity) without the minus sign: no resource here
+# can be negative.
 QUANTITY_RE = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 
@@ -61,6 +62,7 @@ def quantity(description: str, **extra: Any) -> Schema:
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-int-or-string": True,
         "pattern": QUANTITY_RE,
+        "minimum": 0,
         **extra,
     }
 

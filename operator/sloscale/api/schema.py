@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from sloscale.api.formats import (
+    CONFIG_MAP_KEY_RE,
+    DNS_SUBDOMAIN_RE,
+    ENV_NAME_RE,
+    LABEL_VALUE_RE,
+    MAX_INTERVAL,
+    MAX_REPLICAS,
+    MAX_RPS_PER_REPLICA,
+    MAX_STARTUP_SECONDS,
+    MAX_STEP_SECONDS,
+    MAX_TARGET_MS,
+    MAX_WINDOW,
+    NO_NUL_RE,
+    NO_SPACE_ASCII_RE,
+    QUALIFIED_NAME_RE,
+    duration_rule,
+    gpu_rule,
+    label_map,
+    matches,
+)
 from sloscale.api.openapi import (
     Rule,
     Schema,
@@ -16,7 +35,6 @@ from sloscale.api.openapi import (
     obj,
     quantity,
     string,
-    string_map,
 )
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"
@@ -26,8 +44,9 @@ POLICIES = ("slo", "hpa", "keda", "kpa")
 MODES = ("active", "recommend")
 
 # One regular expression serves CEL (RE2) and Python (re): keep it in the common subset.
-STORAGE_URI_RE = r"^((s3|gs)://[a-z0-9][a-z0-9.\-_]{1,254}(/.*)?|https://[^/\s]+(/\S*)?|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/\S*)?)$"
-DURATION_RE = r"^[0-9]+(ms|s|m|h)$"
+# Paths are printable ASCII without spaces ([!-~]): a URI percent-encodes the rest.
+STORAGE_URI_RE = (r"^((s3|gs)://[a-z0-9][a-z0-9.\-_]{1,254}(/[!-~]*)?|https://[!-.0-~]+(/[!-~]*)?"
+                  r"|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/[!-~]*)?)$")
 MODEL_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
 
@@ -44,20 +63,11 @@ def _one_capacity_source(node: dict[str, Any]) -> bool:
     return _has(node, "maxRpsPerReplica") != _has(node, "configMapRef")
 
 
-def _matches(pattern: str, field: str) -> Rule:
-    return Rule(
-        cel=f"!has(self.{field}) || self.{field}.matches(r'{pattern}')",
-        message=f"{field} has the wrong form",
-        check=lambda node: field not in node or re.match(pattern, node[field]) is not None,
-        field_path=f".{field}",
-    )
-
-
 STORAGE_URI_RULE = Rule(
     cel=f"self.storageUri.matches(r'{STORAGE_URI_RE}')",
     message="storageUri must start with s3://, gs://, https:// or pvc://<claim> "
     "and name a location",
-    check=lambda node: re.match(STORAGE_URI_RE, node.get("storageUri", "")) is not None,
+    check=lambda node: matches(STORAGE_URI_RE, node.get("storageUri", "")),
     field_path=".storageUri",
 )
 
@@ -68,8 +78,7 @@ NAME_RULE = Rule(
     cel=f"self.metadata.name.matches(r'{SERVICE_NAME_RE}')",
     message="metadata.name must be a DNS-1035 label (a-z, 0-9, '-', at most 63 characters, "
     "starting with a letter): it names the Service",
-    check=lambda node: re.match(SERVICE_NAME_RE, node.get("metadata", {}).get("name", ""))
-    is not None,
+    check=lambda node: matches(SERVICE_NAME_RE, node.get("metadata", {}).get("name", "")),
 )
 
 
@@ -96,7 +105,7 @@ def model_schema() -> Schema:
             "credentialsSecretName": string(
                 "Secret in the same namespace whose keys become environment variables of "
                 "the fetching init container (for example AWS_ACCESS_KEY_ID).",
-                maxLength=253,
+                maxLength=253, pattern=DNS_SUBDOMAIN_RE,
             ),
         },
         required=("name", "storageUri"),
@@ -104,13 +113,41 @@ def model_schema() -> Schema:
     )
 
 
+# What the API server checks of a pod's tolerations, caught here at admission instead.
+TOLERATION_RULES = (
+    Rule(
+        cel="!has(self.operator) || self.operator != 'Exists' || !has(self.value) "
+        "|| self.value == ''",
+        message="value must be empty when operator is Exists",
+        check=lambda node: node.get("operator") != "Exists" or not node.get("value"),
+        field_path=".value",
+    ),
+    Rule(
+        cel="(has(self.key) && self.key != '') || (has(self.operator) && "
+        "self.operator == 'Exists')",
+        message="operator must be Exists when key is empty",
+        check=lambda node: bool(node.get("key")) or node.get("operator") == "Exists",
+        field_path=".operator",
+    ),
+    Rule(
+        cel="!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        message="effect must be NoExecute when tolerationSeconds is set",
+        check=lambda node: "tolerationSeconds" not in node or node.get("effect") == "NoExecute",
+        field_path=".effect",
+    ),
+)
+
+
 def toleration_schema() -> Schema:
     return obj(
         "A Kubernetes toleration.",
         {
-            "key": string("Taint key the toleration matches.", maxLength=316),
+            "key": string("Taint key the toleration matches; empty matches every key "
+                          "(with operator Exists).", maxLength=316,
+                          pattern=f"^$|{QUALIFIED_NAME_RE}"),
             "operator": string("Exists or Equal.", enum=["Exists", "Equal"]),
-            "value": string("Taint value the toleration matches.", maxLength=253),
+            "value": string("Taint value the toleration matches (a label value).",
+                            maxLength=63, pattern=LABEL_VALUE_RE),
             "effect": string(
                 "Taint effect to match; empty matches all.",
                 enum=["NoSchedule", "PreferNoSchedule", "NoExecute"],
@@ -121,6 +158,7 @@ def toleration_schema() -> Schema:
                 "description": "How long a NoExecute toleration lasts.",
             },
         },
+        rules=TOLERATION_RULES,
     )
 
 
@@ -128,11 +166,17 @@ def env_schema() -> Schema:
     return obj(
         "An environment variable of the Triton container.",
         {
-            "name": string("Variable name.", maxLength=256),
-            "value": string("Literal value."),
+            "name": string("Variable name.", maxLength=256, pattern=ENV_NAME_RE),
+            "value": string("Literal value.", pattern=NO_NUL_RE),
             "valueFrom": free_object("Source for the value (a Kubernetes EnvVarSource)."),
         },
         required=("name",),
+        rules=(Rule(
+            cel="!has(self.valueFrom) || !has(self.value) || self.value == ''",
+            message="value and valueFrom exclude each other",
+            check=lambda node: "valueFrom" not in node or not node.get("value"),
+            field_path=".valueFrom",
+        ),),
     )
 
 
@@ -150,6 +194,7 @@ def resources_schema() -> Schema:
                          "description": "Minimum resources the pod is scheduled with."},
             "limits": {**quantities, "description": "Maximum resources the container may use."},
         },
+        rules=(gpu_rule("requests"), gpu_rule("limits")),
     )
 
 
@@ -157,30 +202,34 @@ def runtime_schema() -> Schema:
     return obj(
         "How the Triton server pods run.",
         {
-            "image": string("Triton server image.", default=DEFAULT_IMAGE),
+            "image": string("Triton server image.", default=DEFAULT_IMAGE, maxLength=512,
+                            pattern=NO_SPACE_ASCII_RE),
             "args": array(
                 "Extra tritonserver arguments, appended after the ones sloscale sets.",
-                string("One argument."),
+                string("One argument.", pattern=NO_NUL_RE),
             ),
             "resources": resources_schema(),
             "env": array("Environment variables of the Triton container.", env_schema()),
-            "nodeSelector": string_map("Node labels the pods must be scheduled on."),
+            "nodeSelector": label_map("Node labels the pods must be scheduled on."),
             "tolerations": array(
                 "Tolerations added to the pods (the nvidia.com/gpu taint is tolerated "
                 "automatically when GPUs are requested).",
                 toleration_schema(),
             ),
             "affinity": free_object("Pod affinity rules (a Kubernetes Affinity)."),
-            "priorityClassName": string("PriorityClass of the pods.", maxLength=253),
-            "podLabels": string_map("Extra labels of the pods (sloscale's own labels win)."),
-            "podAnnotations": string_map(
+            "priorityClassName": string("PriorityClass of the pods.", maxLength=253,
+                                        pattern=DNS_SUBDOMAIN_RE),
+            "podLabels": label_map("Extra labels of the pods (sloscale's own labels win)."),
+            "podAnnotations": label_map(
                 "Extra annotations of the pods, e.g. for a service mesh or a simulated cold "
-                "start (sloscale's own annotations win)."
+                "start (sloscale's own annotations win).",
+                values="any",
             ),
             "shmSize": quantity("Size of /dev/shm (a memory-backed emptyDir).", default="1Gi"),
             "startupSeconds": integer(
                 "How long Triton may take to load its models before it is restarted.",
                 minimum=10,
+                maximum=MAX_STARTUP_SECONDS,
                 default=600,
             ),
         },
@@ -197,10 +246,12 @@ def step_schema(what: str) -> Schema:
             "stabilizationSeconds": integer(
                 f"Seconds a lower/higher recommendation must hold before scaling {what}.",
                 minimum=0,
+                maximum=MAX_STEP_SECONDS,
             ),
             "maxStep": integer(
                 f"Most replicas added or removed in one step when scaling {what}.",
                 minimum=1,
+                maximum=MAX_REPLICAS,
             ),
         },
     )
@@ -215,13 +266,15 @@ def capacity_profile_schema() -> Schema:
                 "Requests per second one replica serves within the objective.",
                 exclusiveMinimum=True,
                 minimum=0,
+                maximum=MAX_RPS_PER_REPLICA,
             ),
             "configMapRef": obj(
                 "ConfigMap key holding the capacity profile JSON.",
                 {
                     "name": string("ConfigMap name, in the InferenceService's namespace.",
-                                   maxLength=253),
-                    "key": string("Key within the ConfigMap.", maxLength=253),
+                                   maxLength=253, pattern=DNS_SUBDOMAIN_RE),
+                    "key": string("Key within the ConfigMap.", maxLength=253,
+                                  pattern=CONFIG_MAP_KEY_RE),
                 },
                 required=("name", "key"),
             ),
@@ -244,14 +297,15 @@ def objective_schema() -> Schema:
                 "Latency statistic: p95, p99 or mean.", enum=list(LATENCY_STATS), default="p95"
             ),
             "targetMs": number(
-                "Target latency in milliseconds.", exclusiveMinimum=True, minimum=0
+                "Target latency in milliseconds.", exclusiveMinimum=True, minimum=0,
+                maximum=MAX_TARGET_MS,
             ),
             "window": string(
                 "Window the statistic is computed over, e.g. 1m.", default="1m", maxLength=16
             ),
         },
         required=("targetMs",),
-        rules=(_matches(DURATION_RE, "window"),),
+        rules=(duration_rule("window", "1s", MAX_WINDOW),),
     )
 
 
@@ -266,8 +320,10 @@ def autoscaling_schema() -> Schema:
                 enum=list(MODES),
                 default="active",
             ),
-            "minReplicas": integer("Fewest replicas.", minimum=0, default=1),
-            "maxReplicas": integer("Most replicas.", minimum=1, default=8),
+            "minReplicas": integer("Fewest replicas.", minimum=0, maximum=MAX_REPLICAS,
+                                   default=1),
+            "maxReplicas": integer("Most replicas.", minimum=1, maximum=MAX_REPLICAS,
+                                   default=8),
             "objective": objective_schema(),
             "policy": string(
                 "Scaling policy: slo (sloscale's own) or a baseline (hpa, keda, kpa).",
@@ -281,6 +337,7 @@ def autoscaling_schema() -> Schema:
             "coldStartSeconds": number(
                 "Seconds from scale-up to a new replica serving (model load included).",
                 minimum=0,
+                maximum=MAX_STARTUP_SECONDS,
             ),
             "capacityProfile": capacity_profile_schema(),
         },
@@ -298,7 +355,7 @@ def autoscaling_schema() -> Schema:
                 check=lambda node: not node.get("enabled") or _has(node, "objective"),
                 field_path=".objective",
             ),
-            _matches(DURATION_RE, "interval"),
+            duration_rule("interval", "1s", MAX_INTERVAL),
         ),
     )
 
@@ -311,7 +368,8 @@ def spec_schema() -> Schema:
             "model": model_schema(),
             "runtime": {**runtime_schema(), "default": {}},
             "replicas": integer(
-                "Replicas when autoscaling is off (kubectl scale sets it).", minimum=0, default=1
+                "Replicas when autoscaling is off (kubectl scale sets it).", minimum=0,
+                maximum=MAX_REPLICAS, default=1
             ),
             "autoscaling": {**autoscaling_schema(), "default": {}},
         },

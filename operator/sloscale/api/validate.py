@@ -7,6 +7,7 @@ skipped admission becomes a False condition, never a crash.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from typing import Any
 
@@ -65,6 +66,8 @@ def _check_type(schema: Schema, value: Any, path: str) -> list[str]:
     ok = isinstance(value, _TYPES[expected])
     if expected in ("integer", "number") and isinstance(value, bool):
         ok = False
+    if isinstance(value, float) and not math.isfinite(value):
+        ok = False  # JSON has no NaN or infinity: such a value never came from the API
     return [] if ok else [f"{path}: must be of type {expected}"]
 
 
@@ -77,13 +80,18 @@ def _check_scalar(schema: Schema, value: Any, path: str) -> list[str]:
         if value < low or (schema.get("exclusiveMinimum") and value == low):
             relation = "greater than" if schema.get("exclusiveMinimum") else "at least"
             problems.append(f"{path}: must be {relation} {low}")
+    if isinstance(value, (int, float)) and value > schema.get("maximum", value):
+        problems.append(f"{path}: must be at most {schema['maximum']}")
     if isinstance(value, str):
         if len(value) > schema.get("maxLength", len(value)):
             problems.append(f"{path}: longer than {schema['maxLength']} characters")
-        if "pattern" in schema and re.match(schema["pattern"], value) is None:
+        # fullmatch: `$` in re also matches before a final newline, in RE2 and Go it does not
+        if "pattern" in schema and re.fullmatch(schema["pattern"], value) is None:
             problems.append(f"{path}: does not match {schema['pattern']}")
     if isinstance(value, list) and len(value) > schema.get("maxItems", len(value)):
         problems.append(f"{path}: more than {schema['maxItems']} items")
+    if isinstance(value, dict) and len(value) > schema.get("maxProperties", len(value)):
+        problems.append(f"{path}: more than {schema['maxProperties']} entries")
     return problems
 
 

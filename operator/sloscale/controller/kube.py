@@ -15,6 +15,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from sloscale.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
 from sloscale.controller.reconcile import ApplyError
+from sloscale.render.quoting import tojson
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
@@ -58,13 +59,20 @@ class Kube:
             return None
         return dict(found.to_dict())
 
-    def apply(self, manifest: dict[str, Any],
-              field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+    def apply(self, manifest: dict[str, Any], field_manager: str = FIELD_MANAGER,
+              dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply under our field manager; forced so hand edits are put back."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
         try:
-            applied = self.dynamic.server_side_apply(
-                resource, body=manifest, field_manager=field_manager, force_conflicts=True
+            # Our own serialisation, not the client's json.dumps: the API server reads an apply
+            # body as YAML, which refuses JSON's surrogate-pair escapes of non-BMP characters
+            # (an emoji in an env value); tojson writes them as YAML's \U escapes instead.
+            applied = self.dynamic.request(
+                "patch", resource.path(name=meta["name"], namespace=meta.get("namespace")),
+                body=tojson(manifest), content_type="application/apply-patch+yaml",
+                field_manager=field_manager, force_conflicts=True,
+                dry_run="All" if dry_run else None,
             )
         except ApiException as error:
             # Any refusal, 4xx or the 500 some type errors get, is reported and retried

@@ -9,6 +9,7 @@ strings must render to the same structure as a plain one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +29,26 @@ HOSTILE = 'a"\n  injected: {x: 1}\n- ]\n--- !!python/object &a *a # \u2028 \\'
 
 
 def sample_spec(text: str) -> InferenceServiceSpec:
-    """A spec that exercises every template branch, with `text` in every free string."""
-    return parse_spec({
+    """A spec that exercises every template branch, with `text` in every free string.
+
+    Built past validation on purpose: templates must keep their structure even for a value
+    the schema would refuse (an object that skipped admission, a schema relaxed later).
+    """
+    plain = parse_spec({
         "model": {"name": "sample", "storageUri": "s3://bucket/path", "format": "onnx",
-                  "credentialsSecretName": text},
-        "runtime": {
-            "image": text, "args": [text, text], "priorityClassName": text,
-            "env": [{"name": "SAMPLE", "value": text}],
-            "nodeSelector": {"pool": text},
-            "podLabels": {"team": text}, "podAnnotations": {"note": text},
-            "tolerations": [{"key": "team", "operator": "Equal", "value": text}],
-            "affinity": {"nodeAffinity": {"note": text}},
-            "resources": {"limits": {"nvidia.com/gpu": 1}},
-        },
+                  "credentialsSecretName": "sample"},
+        "runtime": {"resources": {"limits": {"nvidia.com/gpu": 1}}},
         "replicas": 3,
     })
+    model = replace(plain.model, credentials_secret_name=text)
+    runtime = replace(
+        plain.runtime, image=text, args=[text, text], priority_class_name=text,
+        env=[{"name": "SAMPLE", "value": text}], node_selector={"pool": text},
+        pod_labels={"team": text}, pod_annotations={"note": text},
+        tolerations=[{"key": "team", "operator": "Equal", "value": text}],
+        affinity={"nodeAffinity": {"note": text}},
+    )
+    return replace(plain, model=model, runtime=runtime)
 
 
 def shape(value: Any) -> Any:
