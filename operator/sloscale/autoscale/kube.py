@@ -71,18 +71,10 @@ class KubeAutoscalerClient:
         return items
 
     def list_inference_services(self) -> list[dict[str, Any]]:
-        exact = self._exact_namespaces()
-        if exact is None:
-            found = self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
-        else:
-            found = [
-                item
-                for ns in exact
-                for item in self._custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)[
-                    "items"
-                ]
-            ]
-        return [item for item in found if self._watched(item)]
+        return self._items(
+            lambda **kw: self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
+            lambda ns, **kw: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, **kw))
 
     def snapshot_workloads(self, service_label: str) -> dict[str, Any]:
         """Pods and Deployments by service, HPAs and ScaledObjects by namespace."""
