@@ -11,6 +11,7 @@ import kopf
 from sloscale.api import GROUP, KIND, PLURAL, SERVICE_LABEL, VERSION
 from sloscale.controller.kube import Kube
 from sloscale.controller.reconcile import Outcome, Settings, reconcile
+from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgressStorage
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
@@ -39,8 +40,8 @@ def run_reconcile(body: dict[str, Any]) -> Outcome:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.progress_storage = TolerantProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = TolerantDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.level = logging.WARNING  # our own Events say what changed
 
@@ -49,7 +50,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 def reconcile_inferenceservice(body: kopf.Body, retry: int, **_: Any) -> None:
-    outcome = run_reconcile(dict(body))
+    try:
+        outcome = run_reconcile(dict(body))
+    except Exception as error:
+        # The API server away or restarting, a status write that kept conflicting: retried
+        # soon, like a refused child (kopf's own default for other errors is a minute).
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}",
+                                  delay=backoff_s(retry)) from error
     if outcome.problem is None:
         return
     message = f"{outcome.problem.reason}: {outcome.problem.message}"

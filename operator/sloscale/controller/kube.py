@@ -14,7 +14,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from sloscale.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
-from sloscale.controller.reconcile import ApplyError
+from sloscale.controller.reconcile import ApplyError, StatusConflict
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
@@ -118,12 +118,19 @@ class Kube:
             raise
         return dict(found)
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> None:
+        """Merge-patch the status; with a resourceVersion, a newer object is a StatusConflict."""
+        patch: dict[str, Any] = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         try:
             self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+                GROUP, VERSION, namespace, PLURAL, name, patch
             )
         except ApiException as error:
+            if error.status == 409:
+                raise StatusConflict(f"{namespace}/{name}: {error.reason}") from error
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
 

@@ -21,12 +21,19 @@ SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
                      ("monitoring.coreos.com/v1", "ServiceMonitor"))
 
+# A status write that keeps meeting a newer object is given up to the caller's retry.
+STATUS_ATTEMPTS = 5
+
 # (type Normal|Warning, reason, message) posted on the InferenceService.
 PostEvent = Callable[[str, str, str], None]
 
 
 class ApplyError(Exception):
     """The API server refused a child; the message is the server's own."""
+
+
+class StatusConflict(Exception):
+    """The InferenceService changed since it was read (409): the status must be recomputed."""
 
 
 class Cluster(Protocol):
@@ -37,7 +44,9 @@ class Cluster(Protocol):
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None) -> None: ...
 
 
 @dataclass
@@ -157,8 +166,6 @@ class _Blocked(Exception):
 def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: PostEvent,
               now: datetime) -> Outcome:
     """Converge the children of one InferenceService and write its status."""
-    meta = body["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
     problem, permanent, desired = None, False, 0
     try:
         spec = parse_object(body)
@@ -170,11 +177,46 @@ def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: 
         problem = blocked.problem
     if problem is not None:
         post("Warning", problem.reason, problem.message)
+    status = write_status(cluster, body, problem, desired, now)
+    return Outcome(status, problem, permanent)
+
+
+def _status_of(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
+               now: datetime) -> dict[str, Any]:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
     deployment = cluster.get("apps/v1", "Deployment", namespace, name)
     if deployment is not None and problem is None:
         desired = int(deployment.get("spec", {}).get("replicas", desired) or 0)
     observed = Observed(int(meta.get("generation", 0) or 0), deployment, problem)
-    status = compute_status(observed, body.get("status") or {}, f"{SERVICE_LABEL}={name}",
-                            service_url(name, namespace), desired, now)
-    cluster.patch_status(namespace, name, status)
-    return Outcome(status, problem, permanent)
+    return compute_status(observed, body.get("status") or {}, f"{SERVICE_LABEL}={name}",
+                          service_url(name, namespace), desired, now)
+
+
+def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
+                 now: datetime) -> dict[str, Any]:
+    """Write the status on the version it was computed from; on a 409, recompute and retry.
+
+    A write without a resourceVersion would replace the conditions list as this (possibly
+    stale) body knew it, dropping what the autoscaler or a concurrent reconcile wrote since.
+    A newer generation is left alone: the spec changed, and its own reconcile reports it.
+    """
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    current = body
+    for attempt in range(1, STATUS_ATTEMPTS + 1):
+        status = _status_of(cluster, current, problem, desired, now)
+        version = current["metadata"].get("resourceVersion")
+        try:
+            cluster.patch_status(namespace, name, status, version)
+            return status
+        except StatusConflict:
+            if attempt == STATUS_ATTEMPTS:
+                raise
+            log.info("status of %s/%s: conflict (409), re-reading and retrying (attempt %d)",
+                     namespace, name, attempt + 1)
+        fresh = cluster.get_inferenceservice(namespace, name)
+        if fresh is None or fresh["metadata"].get("generation") != meta.get("generation"):
+            return status
+        current = fresh
+    raise StatusConflict(f"{namespace}/{name}")  # not reached: the last attempt raises
