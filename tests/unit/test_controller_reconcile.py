@@ -12,6 +12,7 @@ from sloscale.controller.reconcile import (
     STATUS_ATTEMPTS,
     StatusConflict,
     comparable,
+    overlay,
     owns_replicas,
     write_status,
 )
@@ -119,3 +120,23 @@ def test_status_of_an_older_generation_is_not_written_over_a_newer_spec() -> Non
     write_status(store, stale, None, 1, NOW)
     assert store.conflicts == 1 and store.isvc["status"]["conditions"][0]["type"] == (
         "MetricsAvailable")
+
+
+def test_overlay_puts_back_what_we_render_and_keeps_what_others_set() -> None:
+    live = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "a", "resourceVersion": "7", "managedFields": [{}],
+                         "labels": {"ours": "edited", "team": "ml"}, "uid": "u"},
+            "spec": {"clusterIP": "10.96.0.9", "selector": {"app": "a"},
+                     "ports": [{"name": "http", "port": 9999}, {"name": "grpc", "port": 8001}]},
+            "status": {"loadBalancer": {}}}
+    rendered = {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "a", "labels": {"ours": "a"},
+                             "ownerReferences": [{"uid": "owner"}]},
+                "spec": {"selector": {"app": "a"},
+                         "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 8001}]}}
+    assert overlay(live, rendered) == {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "a", "resourceVersion": "7", "uid": "u",
+                     "labels": {"ours": "a", "team": "ml"}, "ownerReferences": [{"uid": "owner"}]},
+        "spec": {"clusterIP": "10.96.0.9", "selector": {"app": "a"},
+                 "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 8001}]}}

@@ -8,7 +8,7 @@ from typing import Any
 
 import kopf
 
-from sloscale.api import GROUP, KIND, PLURAL, SERVICE_LABEL, VERSION
+from sloscale.api import GROUP, KIND, PLURAL, VERSION
 from sloscale.controller.kube import Kube
 from sloscale.controller.reconcile import Outcome, Settings, reconcile
 from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgressStorage
@@ -72,9 +72,14 @@ def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
     return None
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={SERVICE_LABEL: kopf.PRESENT})
-@kopf.on.event("v1", "services", labels={SERVICE_LABEL: kopf.PRESENT})
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={SERVICE_LABEL: kopf.PRESENT})
+def _owned(body: kopf.Body, **_: Any) -> bool:
+    return _owner_name(body) is not None
+
+
+# Matched by owner, not by our label: a child whose label was removed by hand is still ours.
+@kopf.on.event("apps", "v1", "deployments", when=_owned)
+@kopf.on.event("v1", "services", when=_owned)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", when=_owned)
 def child_changed(body: kopf.Body, namespace: str, **_: Any) -> None:
     """A child changed or vanished: converge its owner again (drift repair) and refresh status."""
     owner = _owner_name(body)

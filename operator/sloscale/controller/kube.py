@@ -18,6 +18,7 @@ from sloscale.controller.reconcile import ApplyError, StatusConflict
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
+REPAIR_FIELD_MANAGER = f"{FIELD_MANAGER}-repair"
 
 
 def load_config() -> client.ApiClient:
@@ -69,8 +70,19 @@ class Kube:
         except ApiException as error:
             # Any refusal, 4xx or the 500 some type errors get, is reported and retried
             # with backoff by the caller.
-            raise ApplyError(_server_message(error, manifest)) from error
+            raise ApplyError(_server_message(error, manifest), error.status) from error
         return dict(applied.to_dict())
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Update (PUT) on the read resourceVersion, under a manager of its own so that the
+        `sloscale` manager stays an apply-only owner."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        try:
+            replaced = resource.replace(body=obj, namespace=obj["metadata"]["namespace"],
+                                        field_manager=REPAIR_FIELD_MANAGER)
+        except ApiException as error:
+            raise ApplyError(_server_message(error, obj), error.status) from error
+        return dict(replaced.to_dict())
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError, ResourceNotFoundError):

@@ -31,6 +31,10 @@ PostEvent = Callable[[str, str, str], None]
 class ApplyError(Exception):
     """The API server refused a child; the message is the server's own."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # HTTP status: 422 is a manifest invalid as merged
+
 
 class StatusConflict(Exception):
     """The InferenceService changed since it was read (409): the status must be recomputed."""
@@ -42,6 +46,7 @@ class Cluster(Protocol):
     def apply(self, manifest: dict[str, Any],
               field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]: ...
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
     def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -97,12 +102,52 @@ def _hand_replicas_to_autoscaler(cluster: Cluster, child: Manifest,
                   field_manager=AUTOSCALER_FIELD_MANAGER)
 
 
+def overlay(live: dict[str, Any], rendered: Manifest) -> dict[str, Any]:
+    """`live` with what we render put back: labels and annotations key by key, each key of
+    spec (and of any other top-level field) replaced whole; what others set elsewhere stays."""
+    meta = {k: v for k, v in live["metadata"].items() if k != "managedFields"}
+    for key in ("labels", "annotations", "ownerReferences"):
+        ours = rendered["metadata"].get(key)
+        if isinstance(ours, dict):
+            meta[key] = {**(meta.get(key) or {}), **ours}
+        elif ours is not None:
+            meta[key] = ours
+    repaired = {k: v for k, v in live.items() if k != "status"}
+    for key, ours in rendered.items():
+        if key == "metadata":
+            continue
+        repaired[key] = {**live[key], **ours} if isinstance(ours, dict) and isinstance(
+            live.get(key), dict) else ours
+    return {**repaired, "metadata": meta}
+
+
+def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
+    """Server-side apply; when a hand edit made it invalid in place, replace and apply again.
+
+    Apply cannot drop a field another manager owns: a Service port renumbered by hand stays
+    next to ours, and the two now share a name (422). Replacing the subtrees we render
+    removes it; if our own manifest is what is invalid, the replace fails too, and nothing
+    is deleted.
+    """
+    try:
+        return cluster.apply(child)
+    except ApplyError as error:
+        meta = child["metadata"]
+        live = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
+        if error.status != 422 or live is None:
+            raise
+        log.info("%s %s/%s: apply invalid against hand edits (%s); replacing", child["kind"],
+                 meta["namespace"], meta["name"], error)
+        cluster.replace(overlay(live, child))
+        return cluster.apply(child)
+
+
 def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
     for child in children:
         meta = child["metadata"]
         before = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
         _hand_replicas_to_autoscaler(cluster, child, before)
-        after = cluster.apply(child)
+        after = _apply_or_repair(cluster, child)
         what = f"{child['kind']} {meta['name']}"
         if before is None:
             post("Normal", "Created", f"created {what}")
