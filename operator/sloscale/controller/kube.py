@@ -73,16 +73,18 @@ class Kube:
             raise ApplyError(_server_message(error, manifest), error.status) from error
         return dict(applied.to_dict())
 
-    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Update (PUT) on the read resourceVersion, under a manager of its own so that the
-        `sloscale` manager stays an apply-only owner."""
-        resource = self._resource(obj["apiVersion"], obj["kind"])
+    def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> None:
+        """A JSON merge patch of the child `manifest` names, under a manager of its own so
+        that the `sloscale` manager stays an apply-only owner."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
         try:
-            replaced = resource.replace(body=obj, namespace=obj["metadata"]["namespace"],
-                                        field_manager=REPAIR_FIELD_MANAGER)
+            self.dynamic.patch(resource, body=patch, name=meta["name"],
+                               namespace=meta["namespace"],
+                               content_type="application/merge-patch+json",
+                               field_manager=REPAIR_FIELD_MANAGER)
         except ApiException as error:
-            raise ApplyError(_server_message(error, obj), error.status) from error
-        return dict(replaced.to_dict())
+            raise ApplyError(_server_message(error, manifest), error.status) from error
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError, ResourceNotFoundError):

@@ -46,7 +46,7 @@ class Cluster(Protocol):
     def apply(self, manifest: dict[str, Any],
               field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
-    def replace(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+    def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> None: ...
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
     def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -102,32 +102,26 @@ def _hand_replicas_to_autoscaler(cluster: Cluster, child: Manifest,
                   field_manager=AUTOSCALER_FIELD_MANAGER)
 
 
-def overlay(live: dict[str, Any], rendered: Manifest) -> dict[str, Any]:
-    """`live` with what we render put back: labels and annotations key by key, each key of
-    spec (and of any other top-level field) replaced whole; what others set elsewhere stays."""
-    meta = {k: v for k, v in live["metadata"].items() if k != "managedFields"}
-    for key in ("labels", "annotations", "ownerReferences"):
-        ours = rendered["metadata"].get(key)
-        if isinstance(ours, dict):
-            meta[key] = {**(meta.get(key) or {}), **ours}
-        elif ours is not None:
-            meta[key] = ours
-    repaired = {k: v for k, v in live.items() if k != "status"}
-    for key, ours in rendered.items():
-        if key == "metadata":
-            continue
-        repaired[key] = {**live[key], **ours} if isinstance(ours, dict) and isinstance(
-            live.get(key), dict) else ours
-    return {**repaired, "metadata": meta}
+def repair_patch(rendered: Manifest, resource_version: str) -> dict[str, Any]:
+    """A JSON merge patch that sets what we render on the read version of the object.
+
+    Unlike apply, a merge patch replaces a list whole: an item another manager added to a
+    list we render goes. Keys others set outside what we render (extra labels, a Service's
+    clusterIP, the autoscaler's replicas) are left as they are.
+    """
+    meta = {key: rendered["metadata"][key] for key in ("labels", "annotations",
+                                                        "ownerReferences")
+            if key in rendered["metadata"]}
+    rest = {k: v for k, v in rendered.items() if k not in ("apiVersion", "kind", "metadata")}
+    return {"metadata": {**meta, "resourceVersion": resource_version}, **rest}
 
 
 def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
-    """Server-side apply; when a hand edit made it invalid in place, replace and apply again.
+    """Server-side apply; when a hand edit made it invalid in place, merge-patch and apply.
 
     Apply cannot drop a field another manager owns: a Service port renumbered by hand stays
-    next to ours, and the two now share a name (422). Replacing the subtrees we render
-    removes it; if our own manifest is what is invalid, the replace fails too, and nothing
-    is deleted.
+    next to ours, and the two now share a name (422). If our own manifest is what is
+    invalid, the patch is refused too and the object stays as it is.
     """
     try:
         return cluster.apply(child)
@@ -136,9 +130,9 @@ def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
         live = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
         if error.status != 422 or live is None:
             raise
-        log.info("%s %s/%s: apply invalid against hand edits (%s); replacing", child["kind"],
+        log.info("%s %s/%s: apply invalid against hand edits (%s); patching", child["kind"],
                  meta["namespace"], meta["name"], error)
-        cluster.replace(overlay(live, child))
+        cluster.merge_patch(child, repair_patch(child, live["metadata"]["resourceVersion"]))
         return cluster.apply(child)
 
 
