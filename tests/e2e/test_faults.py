@@ -89,6 +89,7 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
     finally:
         process.stop()
         print(log.read_text()[-8000:])
+        cluster.kubectl("delete", "namespace", NS, "--wait=false")  # lighter for later modules
 
 
 def test_sigkill_mid_reconcile_then_restart_converges_with_no_duplicate_or_orphan(
