@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return False
+
+
+def _known_component(name: str) -> None:
+    if name not in COMPONENTS:
+        raise ValueError(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
 
 
 class LocalCluster:
@@ -168,6 +174,26 @@ class LocalCluster:
         if busy:
             raise StepFailed("stop cluster", f"ports still listening: {busy}", "report this bug")
 
+    def stop_component(self, name: str) -> None:
+        """Stop one component (a fault to inject); the others keep running."""
+        _known_component(name)
+        pid = self.state.pids.get(name)
+        if pid is not None and _alive(pid):
+            self._stop(name, pid)
+        port = self.state.ports[name]
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def start_component(self, name: str) -> None:
+        """Start one stopped component again, on its old port, so clients reconnect to it."""
+        _known_component(name)
+        pid = self.state.pids.get(name)
+        if pid is not None and _alive(pid):
+            return
+        argv = self._argv(self.bin_dir, pki.Pki(self.root / "pki"), self.state.ports)
+        self._start(name, argv[name], self._ready_probe(name))
+
     def export_line(self) -> str:
         return f"export KUBECONFIG={self.kubeconfig}"
 
@@ -184,13 +210,19 @@ class LocalCluster:
         )
         (self.root / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         argv = self._argv(install / "bin", certs, ports)
-        self._start("etcd", argv["etcd"], lambda: self._http_ok(ports["etcd"], "/health"))
-        self._start("kube-apiserver", argv["kube-apiserver"], self._apiserver_ready)
-        for name in ("kube-controller-manager", "kube-scheduler"):
-            self._start(name, argv[name], lambda p=ports[name]: self._https_ok(p, "/healthz"))
+        for name in COMPONENTS[:-1]:
+            self._start(name, argv[name], self._ready_probe(name))
         self._create_nodes()
-        self._start("kwok", argv["kwok"], lambda: self._http_ok(ports["kwok"], "/healthz"))
+        self._start("kwok", argv["kwok"], self._ready_probe("kwok"))
         self._wait_nodes_ready()
+
+    def _ready_probe(self, name: str) -> Callable[[], bool]:
+        port = self.state.ports[name]
+        if name == "kube-apiserver":
+            return self._apiserver_ready
+        if name in ("etcd", "kwok"):
+            return lambda: self._http_ok(port, "/health" if name == "etcd" else "/healthz")
+        return lambda: self._https_ok(port, "/healthz")
 
     def _argv(self, bin_dir: Path, certs: pki.Pki, ports: dict[str, int]) -> dict[str, list[str]]:
         kubeconfig = str(self.kubeconfig)

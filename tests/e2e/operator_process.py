@@ -46,6 +46,13 @@ class OperatorProcess:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no cleanup handlers, no last patches, as when a node dies."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def assert_alive(self) -> None:
         assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
 

@@ -1,12 +1,21 @@
-"""Pure helpers of the reconcile: field ownership and change detection."""
+"""Pure helpers of the reconcile: field ownership, change detection, status conflicts."""
 
 from __future__ import annotations
 
+import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from sloscale.controller.reconcile import comparable, owns_replicas
+from sloscale.controller.reconcile import (
+    STATUS_ATTEMPTS,
+    StatusConflict,
+    comparable,
+    owns_replicas,
+    repair_patch,
+    write_status,
+)
 
 
 def managed(*entries: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -43,3 +52,84 @@ def test_only_real_changes_count(after: dict[str, Any], changed: bool) -> None:
     before = {"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"x": 1},
               "status": {"ready": 1}}
     assert (comparable(before) != comparable(after)) is changed
+
+
+class StoreWithARacingWriter:
+    """The API server's optimistic concurrency for one InferenceService, as the reconcile sees
+    it: a status patch with a stale resourceVersion is a 409; `race` writes of another client
+    (the autoscaler's condition) land between the reconcile's read and its write."""
+
+    def __init__(self, races: int) -> None:
+        self.races = races
+        self.isvc: dict[str, Any] = {
+            "metadata": {"name": "a", "namespace": "ns", "generation": 2,
+                         "resourceVersion": "10"},
+            "status": {"conditions": []}}
+        self.conflicts = 0
+
+    def _bump(self) -> None:
+        meta = self.isvc["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        if self.races > 0:
+            self.races -= 1
+            self.isvc["status"]["conditions"] = [
+                {"type": "MetricsAvailable", "status": "False", "reason": "NoSamples",
+                 "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+            self._bump()
+        return {"metadata": {"generation": 1}, "spec": {"replicas": 1},
+                "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
+                           "availableReplicas": 1, "updatedReplicas": 1}}
+
+    def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.isvc)
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None) -> None:
+        if resource_version != self.isvc["metadata"]["resourceVersion"]:
+            self.conflicts += 1
+            raise StatusConflict(name)
+        self.isvc["status"].update(status)
+        self._bump()
+
+
+NOW = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def test_status_conflict_is_recomputed_keeping_the_other_writers_conditions() -> None:
+    store = StoreWithARacingWriter(races=2)
+    status = write_status(store, store.get_inferenceservice("ns", "a"), None, 1, NOW)
+    assert store.conflicts == 2
+    types = [c["type"] for c in store.isvc["status"]["conditions"]]
+    assert types == ["Ready", "Available", "Progressing", "MetricsAvailable"]
+    assert store.isvc["status"] == {**status, "conditions": store.isvc["status"]["conditions"]}
+
+
+def test_status_conflict_past_the_attempts_is_raised_for_the_caller_to_retry() -> None:
+    store = StoreWithARacingWriter(races=STATUS_ATTEMPTS)
+    with pytest.raises(StatusConflict):
+        write_status(store, store.get_inferenceservice("ns", "a"), None, 1, NOW)
+    assert store.conflicts == STATUS_ATTEMPTS
+
+
+def test_status_of_an_older_generation_is_not_written_over_a_newer_spec() -> None:
+    store = StoreWithARacingWriter(races=1)
+    stale = store.get_inferenceservice("ns", "a")
+    store.isvc["metadata"]["generation"] = 3  # the spec changed: its own reconcile reports
+    write_status(store, stale, None, 1, NOW)
+    assert store.conflicts == 1 and store.isvc["status"]["conditions"][0]["type"] == (
+        "MetricsAvailable")
+
+
+def test_repair_patch_sets_what_we_render_on_the_version_read() -> None:
+    rendered = {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "a", "namespace": "ns", "labels": {"ours": "a"},
+                             "ownerReferences": [{"uid": "owner"}]},
+                "spec": {"selector": {"app": "a"},
+                         "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 8001}]}}
+    assert repair_patch(rendered, "7") == {
+        "metadata": {"labels": {"ours": "a"}, "ownerReferences": [{"uid": "owner"}],
+                     "resourceVersion": "7"},
+        "spec": {"selector": {"app": "a"},
+                 "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 8001}]}}

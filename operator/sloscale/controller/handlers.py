@@ -8,9 +8,10 @@ from typing import Any
 
 import kopf
 
-from sloscale.api import GROUP, KIND, PLURAL, SERVICE_LABEL, VERSION
+from sloscale.api import GROUP, KIND, PLURAL, VERSION
 from sloscale.controller.kube import Kube
 from sloscale.controller.reconcile import Outcome, Settings, reconcile
+from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgressStorage
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
@@ -39,8 +40,8 @@ def run_reconcile(body: dict[str, Any]) -> Outcome:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.progress_storage = TolerantProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = TolerantDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.level = logging.WARNING  # our own Events say what changed
 
@@ -49,7 +50,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 def reconcile_inferenceservice(body: kopf.Body, retry: int, **_: Any) -> None:
-    outcome = run_reconcile(dict(body))
+    try:
+        outcome = run_reconcile(dict(body))
+    except Exception as error:
+        # The API server away or restarting, a status write that kept conflicting: retried
+        # soon, like a refused child (kopf's own default for other errors is a minute).
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}",
+                                  delay=backoff_s(retry)) from error
     if outcome.problem is None:
         return
     message = f"{outcome.problem.reason}: {outcome.problem.message}"
@@ -65,9 +72,14 @@ def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
     return None
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={SERVICE_LABEL: kopf.PRESENT})
-@kopf.on.event("v1", "services", labels={SERVICE_LABEL: kopf.PRESENT})
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={SERVICE_LABEL: kopf.PRESENT})
+def _owned(body: kopf.Body, **_: Any) -> bool:
+    return _owner_name(body) is not None
+
+
+# Matched by owner, not by our label: a child whose label was removed by hand is still ours.
+@kopf.on.event("apps", "v1", "deployments", when=_owned)
+@kopf.on.event("v1", "services", when=_owned)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", when=_owned)
 def child_changed(body: kopf.Body, namespace: str, **_: Any) -> None:
     """A child changed or vanished: converge its owner again (drift repair) and refresh status."""
     owner = _owner_name(body)

@@ -14,11 +14,12 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from sloscale.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
-from sloscale.controller.reconcile import ApplyError
+from sloscale.controller.reconcile import ApplyError, StatusConflict
 from sloscale.render.quoting import tojson
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
+REPAIR_FIELD_MANAGER = f"{FIELD_MANAGER}-repair"
 
 
 def load_config() -> client.ApiClient:
@@ -77,8 +78,21 @@ class Kube:
         except ApiException as error:
             # Any refusal, 4xx or the 500 some type errors get, is reported and retried
             # with backoff by the caller.
-            raise ApplyError(_server_message(error, manifest)) from error
+            raise ApplyError(_server_message(error, manifest), error.status) from error
         return dict(applied.to_dict())
+
+    def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> None:
+        """A JSON merge patch of the child `manifest` names, under a manager of its own so
+        that the `sloscale` manager stays an apply-only owner."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        try:
+            self.dynamic.patch(resource, body=patch, name=meta["name"],
+                               namespace=meta["namespace"],
+                               content_type="application/merge-patch+json",
+                               field_manager=REPAIR_FIELD_MANAGER)
+        except ApiException as error:
+            raise ApplyError(_server_message(error, manifest), error.status) from error
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError, ResourceNotFoundError):
@@ -126,12 +140,19 @@ class Kube:
             raise
         return dict(found)
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> None:
+        """Merge-patch the status; with a resourceVersion, a newer object is a StatusConflict."""
+        patch: dict[str, Any] = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         try:
             self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+                GROUP, VERSION, namespace, PLURAL, name, patch
             )
         except ApiException as error:
+            if error.status == 409:
+                raise StatusConflict(f"{namespace}/{name}: {error.reason}") from error
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
 

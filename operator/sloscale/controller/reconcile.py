@@ -21,12 +21,23 @@ SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
                      ("monitoring.coreos.com/v1", "ServiceMonitor"))
 
+# A status write that keeps meeting a newer object is given up to the caller's retry.
+STATUS_ATTEMPTS = 5
+
 # (type Normal|Warning, reason, message) posted on the InferenceService.
 PostEvent = Callable[[str, str, str], None]
 
 
 class ApplyError(Exception):
     """The API server refused a child; the message is the server's own."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # HTTP status: 422 is a manifest invalid as merged
+
+
+class StatusConflict(Exception):
+    """The InferenceService changed since it was read (409): the status must be recomputed."""
 
 
 class Cluster(Protocol):
@@ -35,9 +46,12 @@ class Cluster(Protocol):
     def apply(self, manifest: dict[str, Any],
               field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
+    def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> None: ...
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None) -> None: ...
 
 
 @dataclass
@@ -88,12 +102,46 @@ def _hand_replicas_to_autoscaler(cluster: Cluster, child: Manifest,
                   field_manager=AUTOSCALER_FIELD_MANAGER)
 
 
+def repair_patch(rendered: Manifest, resource_version: str) -> dict[str, Any]:
+    """A JSON merge patch that sets what we render on the read version of the object.
+
+    Unlike apply, a merge patch replaces a list whole: an item another manager added to a
+    list we render goes. Keys others set outside what we render (extra labels, a Service's
+    clusterIP, the autoscaler's replicas) are left as they are.
+    """
+    meta = {key: rendered["metadata"][key] for key in ("labels", "annotations",
+                                                        "ownerReferences")
+            if key in rendered["metadata"]}
+    rest = {k: v for k, v in rendered.items() if k not in ("apiVersion", "kind", "metadata")}
+    return {"metadata": {**meta, "resourceVersion": resource_version}, **rest}
+
+
+def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
+    """Server-side apply; when a hand edit made it invalid in place, merge-patch and apply.
+
+    Apply cannot drop a field another manager owns: a Service port renumbered by hand stays
+    next to ours, and the two now share a name (422). If our own manifest is what is
+    invalid, the patch is refused too and the object stays as it is.
+    """
+    try:
+        return cluster.apply(child)
+    except ApplyError as error:
+        meta = child["metadata"]
+        live = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
+        if error.status != 422 or live is None:
+            raise
+        log.info("%s %s/%s: apply invalid against hand edits (%s); patching", child["kind"],
+                 meta["namespace"], meta["name"], error)
+        cluster.merge_patch(child, repair_patch(child, live["metadata"]["resourceVersion"]))
+        return cluster.apply(child)
+
+
 def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
     for child in children:
         meta = child["metadata"]
         before = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
         _hand_replicas_to_autoscaler(cluster, child, before)
-        after = cluster.apply(child)
+        after = _apply_or_repair(cluster, child)
         what = f"{child['kind']} {meta['name']}"
         if before is None:
             post("Normal", "Created", f"created {what}")
@@ -157,8 +205,6 @@ class _Blocked(Exception):
 def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: PostEvent,
               now: datetime) -> Outcome:
     """Converge the children of one InferenceService and write its status."""
-    meta = body["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
     problem, permanent, desired = None, False, 0
     try:
         spec = parse_object(body)
@@ -170,11 +216,46 @@ def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: 
         problem = blocked.problem
     if problem is not None:
         post("Warning", problem.reason, problem.message)
+    status = write_status(cluster, body, problem, desired, now)
+    return Outcome(status, problem, permanent)
+
+
+def _status_of(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
+               now: datetime) -> dict[str, Any]:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
     deployment = cluster.get("apps/v1", "Deployment", namespace, name)
     if deployment is not None and problem is None:
         desired = int(deployment.get("spec", {}).get("replicas", desired) or 0)
     observed = Observed(int(meta.get("generation", 0) or 0), deployment, problem)
-    status = compute_status(observed, body.get("status") or {}, f"{SERVICE_LABEL}={name}",
-                            service_url(name, namespace), desired, now)
-    cluster.patch_status(namespace, name, status)
-    return Outcome(status, problem, permanent)
+    return compute_status(observed, body.get("status") or {}, f"{SERVICE_LABEL}={name}",
+                          service_url(name, namespace), desired, now)
+
+
+def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
+                 now: datetime) -> dict[str, Any]:
+    """Write the status on the version it was computed from; on a 409, recompute and retry.
+
+    A write without a resourceVersion would replace the conditions list as this (possibly
+    stale) body knew it, dropping what the autoscaler or a concurrent reconcile wrote since.
+    A newer generation is left alone: the spec changed, and its own reconcile reports it.
+    """
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    current = body
+    for attempt in range(1, STATUS_ATTEMPTS + 1):
+        status = _status_of(cluster, current, problem, desired, now)
+        version = current["metadata"].get("resourceVersion")
+        try:
+            cluster.patch_status(namespace, name, status, version)
+            return status
+        except StatusConflict:
+            if attempt == STATUS_ATTEMPTS:
+                raise
+            log.info("status of %s/%s: conflict (409), re-reading and retrying (attempt %d)",
+                     namespace, name, attempt + 1)
+        fresh = cluster.get_inferenceservice(namespace, name)
+        if fresh is None or fresh["metadata"].get("generation") != meta.get("generation"):
+            return status
+        current = fresh
+    raise StatusConflict(f"{namespace}/{name}")  # not reached: the last attempt raises
