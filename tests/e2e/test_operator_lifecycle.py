@@ -90,6 +90,34 @@ def test_every_example_becomes_ready_with_owned_children(
     operator.assert_alive()
 
 
+def test_converged_children_match_what_is_rendered(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """The drift check on child events must see a converged child as unchanged.
+
+    Otherwise every rollout event of every service costs a full re-apply again (what made
+    1,000 services take minutes to get their Deployments before the check existed).
+    """
+    from kubernetes import config as kube_config
+
+    from sloscale.controller.drift import drifted
+    from sloscale.controller.kube import Kube
+    from sloscale.controller.reconcile import Settings, rendered_children
+    from sloscale.render.contract import load_package_templates
+    from sloscale.render.values import DEFAULT_STORAGE_IMAGE
+
+    kube = Kube(kube_config.new_client_from_config(str(cluster.kubeconfig)))
+    settings = Settings(load_package_templates(), DEFAULT_STORAGE_IMAGE)
+    for name in [n for path in EXAMPLES for n in service_names(path)]:
+        wait_ready(cluster, name)
+        isvc = kube.get_inferenceservice(NS, name)
+        assert isvc is not None
+        rendered = rendered_children(kube, settings, isvc)
+        assert rendered is not None
+        for manifest in rendered:
+            live = kube.get(manifest["apiVersion"], manifest["kind"], NS, name)
+            assert live is not None and not drifted(rendered, live), (name, manifest["kind"])
+
+
 def test_servicemonitor_scrapes_the_metrics_port(
         cluster: LocalCluster, operator: OperatorProcess) -> None:
     """Story: with the Prometheus Operator installed, each service gets a ServiceMonitor."""

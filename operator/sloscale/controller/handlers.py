@@ -9,12 +9,20 @@ from typing import Any
 import kopf
 
 from sloscale.api import GROUP, KIND, PLURAL, VERSION
+from sloscale.controller.drift import drifted, status_only_refresh_ok
 from sloscale.controller.kube import Kube
-from sloscale.controller.reconcile import Outcome, Settings, reconcile
+from sloscale.controller.reconcile import (
+    Outcome,
+    Settings,
+    reconcile,
+    refresh_status,
+    rendered_children,
+)
 from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgressStorage
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
+HANDLER_THREADS = 16
 
 
 class Wiring:
@@ -44,6 +52,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = TolerantDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.level = logging.WARNING  # our own Events say what changed
+    # Handlers are sync and wait on the API server most of the time: more threads than
+    # asyncio's default (cores + 4) keep a burst of creations from queueing behind each other.
+    settings.execution.max_workers = HANDLER_THREADS
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -80,10 +91,14 @@ def _owned(body: kopf.Body, **_: Any) -> bool:
 @kopf.on.event("apps", "v1", "deployments", when=_owned)
 @kopf.on.event("v1", "services", when=_owned)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", when=_owned)
-def child_changed(body: kopf.Body, namespace: str, **_: Any) -> None:
-    """A child changed or vanished: converge its owner again (drift repair) and refresh status."""
+def child_changed(body: kopf.Body, type: str | None, namespace: str, **_: Any) -> None:
+    """A child changed or vanished: converge its owner again if it drifted, else refresh status.
+
+    Most events are echoes of our own writes or a Deployment's rollout progress; those cost
+    one read and at most one status patch instead of a full reconcile.
+    """
     owner = _owner_name(body)
-    if owner is None or Wiring.kube is None:
+    if owner is None or Wiring.kube is None or Wiring.settings is None:
         return
     name, uid = owner
     try:
@@ -92,6 +107,12 @@ def child_changed(body: kopf.Body, namespace: str, **_: Any) -> None:
             return
         if isvc["metadata"].get("deletionTimestamp"):
             return
-        run_reconcile(isvc)
+        child = dict(body)
+        rendered = rendered_children(Wiring.kube, Wiring.settings, isvc)
+        if (type == "DELETED" or rendered is None or drifted(rendered, child)
+                or not status_only_refresh_ok(isvc.get("status") or {})):
+            run_reconcile(isvc)
+        elif child.get("kind") == "Deployment":
+            refresh_status(Wiring.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
         log.exception("reconciling %s/%s after a child changed", namespace, name)

@@ -183,10 +183,8 @@ def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
     if secret and not cluster.secret_exists(namespace, secret):
         raise _Blocked(Problem("SecretNotFound",
                                f"spec.model.credentialsSecretName: Secret {secret} not found"))
-    options = RenderOptions(storage_initializer_image=settings.storage_initializer_image,
-                            servicemonitor=_servicemonitor_wanted(cluster, settings))
     try:
-        children = render_children(name, namespace, uid, spec, settings.templates, options)
+        children = _render(cluster, settings, body, spec)
     except TemplateError as error:
         raise _Blocked(Problem("RenderFailed", str(error))) from error
     try:
@@ -194,6 +192,24 @@ def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
     except ApplyError as error:
         raise _Blocked(Problem("ApplyFailed", str(error))) from error
     _prune(cluster, name, namespace, uid, children, post)
+
+
+def _render(cluster: Cluster, settings: Settings, body: dict[str, Any],
+            spec: InferenceServiceSpec) -> list[Manifest]:
+    meta = body["metadata"]
+    options = RenderOptions(storage_initializer_image=settings.storage_initializer_image,
+                            servicemonitor=_servicemonitor_wanted(cluster, settings))
+    return render_children(meta["name"], meta["namespace"], meta["uid"], spec,
+                           settings.templates, options)
+
+
+def rendered_children(cluster: Cluster, settings: Settings,
+                      body: dict[str, Any]) -> list[Manifest] | None:
+    """What a reconcile would apply for `body` now; None when its spec or templates fail."""
+    try:
+        return _render(cluster, settings, body, parse_object(body))
+    except (SpecError, TemplateError):
+        return None
 
 
 class _Blocked(Exception):
@@ -232,6 +248,13 @@ def _status_of(cluster: Cluster, body: dict[str, Any], problem: Problem | None, 
                           service_url(name, namespace), desired, now)
 
 
+def refresh_status(cluster: Cluster, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Status alone, for a service whose children match what it renders and that has no
+    problem (drift.status_only_refresh_ok): no apply. The Deployment is read afresh: the
+    one in a watch event may be older than a status already written from a newer one."""
+    return write_status(cluster, body, None, 0, now)
+
+
 def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
                  now: datetime) -> dict[str, Any]:
     """Write the status on the version it was computed from; on a 409, recompute and retry.
@@ -239,12 +262,16 @@ def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None
     A write without a resourceVersion would replace the conditions list as this (possibly
     stale) body knew it, dropping what the autoscaler or a concurrent reconcile wrote since.
     A newer generation is left alone: the spec changed, and its own reconcile reports it.
+    A status that would not change is not written (most child events change nothing).
     """
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     current = body
     for attempt in range(1, STATUS_ATTEMPTS + 1):
         status = _status_of(cluster, current, problem, desired, now)
+        previous = current.get("status") or {}
+        if all(previous.get(key) == value for key, value in status.items()):
+            return status
         version = current["metadata"].get("resourceVersion")
         try:
             cluster.patch_status(namespace, name, status, version)
