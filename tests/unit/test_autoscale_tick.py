@@ -244,3 +244,31 @@ def test_status_is_rewritten_only_when_something_an_sre_reads_changed() -> None:
     assert needs_write(service, {**fresh, "desiredReplicas": 5}, outcome, now)
     blind = decide_tick(WantsFixed(4), SPEC, "active", MISSING, _pods(4, 4), None, 100.0)
     assert needs_write(service, fresh, blind, now)  # MetricsAvailable flipped
+
+
+def test_slow_ticks_do_not_herd_services_into_one_tick() -> None:
+    """Ticks come late after a heavy one; each service must keep its own slot anyway."""
+    import random
+
+    from sloscale.autoscale.loop import first_due, next_due
+    from sloscale.autoscale.promql import ServiceKey
+
+    rng = random.Random(0)
+    keys = [ServiceKey("ns", f"svc-{i:04d}") for i in range(1000)]
+    due_at = {k: first_due(k, 15.0, 5.0, 0.0) for k in keys}
+    now, per_tick = 0.0, []
+    for _ in range(200):
+        due = [k for k in keys if now >= due_at[k] - 0.5]
+        for key in due:
+            due_at[key] = next_due(due_at[key], 15.0, now)
+        per_tick.append(len(due))
+        now += rng.choice([5.0, 5.0, 5.0, 6.5, 0.1, 4.6])  # a late tick, a catch-up tick
+    assert sum(per_tick) > 1000 * 200 * 5.0 / 15.0 * 0.8  # everyone keeps deciding
+    assert max(per_tick[20:]) < 700, max(per_tick[20:])  # no tick takes (nearly) everyone
+
+
+def test_next_due_keeps_the_grid_and_skips_what_was_missed() -> None:
+    from sloscale.autoscale.loop import next_due
+
+    assert next_due(100.0, 15.0, 101.3) == 115.0  # decided a bit late: the grid stays
+    assert next_due(100.0, 15.0, 130.0) == 145.0  # far behind: start again from now

@@ -45,7 +45,6 @@ class ServiceMemory:
 
     policy_name: str
     policy: Policy
-    last_decided: float = float("-inf")
     # The scheduler's last "cannot place" message and when it was seen.
     unschedulable: tuple[float, str] | None = None
 
@@ -67,8 +66,8 @@ class AutoscalerLoop:
     profiles: dict[tuple[str, str, str], tuple[float, str | None]] = field(default_factory=dict)
     # Multi-replica mode: whether this replica is the active peer (None: standalone).
     active: Callable[[], bool] | None = None
-    # When services not decided yet are first due (see first_due).
-    first_due: dict[ServiceKey, float] = field(default_factory=dict)
+    # When each service decides next: on its own fixed grid (see first_due, next_due).
+    due_at: dict[ServiceKey, float] = field(default_factory=dict)
 
     async def run_forever(self, stopped: asyncio.Event) -> None:
         while not stopped.is_set():
@@ -86,6 +85,9 @@ class AutoscalerLoop:
     async def tick(self, now: float) -> list[tuple[ServiceKey, TickOutcome]]:
         services = await asyncio.to_thread(self.kube.list_inference_services)
         due = [s for s in services if self._due(s, now)]
+        for service in due:
+            self.due_at[_key(service)] = next_due(self.due_at[_key(service)],
+                                                  _interval_s(service), now)
         self._forget_deleted(services)
         if not due:
             return []
@@ -126,18 +128,12 @@ class AutoscalerLoop:
 
     # -- pure-ish steps --------------------------------------------------------------------
     def _due(self, service: dict[str, Any], now: float) -> bool:
-        autoscaling = service.get("spec", {}).get("autoscaling") or {}
-        if not autoscaling.get("enabled"):
+        if not (service.get("spec", {}).get("autoscaling") or {}).get("enabled"):
             return False
-        try:
-            interval = policy_spec(autoscaling).interval
-        except ValueError:
-            interval = LoopSettings.tick_s  # _decide reports the problem
         key = _key(service)
-        if key in self.memory:
-            return now - self.memory[key].last_decided >= interval - 0.5
-        first = self.first_due.setdefault(key, first_due(key, interval, self.settings.tick_s, now))
-        return now >= first
+        at = self.due_at.setdefault(
+            key, first_due(key, _interval_s(service), self.settings.tick_s, now))
+        return now >= at - 0.5
 
     def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
         memory = self.memory.get(key)
@@ -151,8 +147,8 @@ class AutoscalerLoop:
         for key in [k for k in self.memory if k not in alive]:
             del self.memory[key]
             self.metrics.forget(key)
-        for key in [k for k in self.first_due if k not in alive or k in self.memory]:
-            del self.first_due[key]
+        for key in [k for k in self.due_at if k not in alive]:
+            del self.due_at[key]
 
     def _decide(
         self, service: dict[str, Any], fetched: Fetched, cluster: dict[str, Any], now: float
@@ -188,7 +184,6 @@ class AutoscalerLoop:
             now,
             note,
         )
-        memory.last_decided = now
         latency = metrics.snapshot.latency_ms if metrics.snapshot else None
         self.metrics.record(key, outcome, latency, spec.objective.targetMs, pods.state.ready)
         if deployment is None:  # the controller has not created it yet: nothing to scale
@@ -243,6 +238,24 @@ def first_due(key: ServiceKey, interval_s: float, tick_s: float, now: float) -> 
     """
     slots = max(1, int(interval_s // tick_s))
     return now + (zlib.crc32(f"{key.namespace}/{key.name}".encode()) % slots) * tick_s
+
+
+def next_due(due_at: float, interval_s: float, now: float) -> float:
+    """The next decision one interval after the scheduled one, not after the tick that ran it.
+
+    Anchored so that a slow tick (the next starts late or at once) shifts no service into
+    another's slot: measured from the decision time, one slow tick pushed every service due
+    then into the same later tick, and within minutes all 1,000 decided together.
+    """
+    following = due_at + interval_s
+    return following if following > now else now + interval_s
+
+
+def _interval_s(service: dict[str, Any]) -> float:
+    try:
+        return policy_spec(service["spec"]["autoscaling"]).interval
+    except ValueError:
+        return LoopSettings.tick_s  # _decide reports the problem
 
 
 def needs_write(
