@@ -19,6 +19,9 @@ from sloscale.render.templates import (
 from sloscale.render.values import RenderOptions, build_values, wants_pdb
 
 Manifest = dict[str, Any]
+# libyaml's safe loader where PyYAML was built with it: the pure-Python one was most of the
+# operator's CPU once every child event renders for its drift check.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def render_template(templates: TemplateSet, name: str, values: dict[str, Any]) -> Manifest:
@@ -26,7 +29,7 @@ def render_template(templates: TemplateSet, name: str, values: dict[str, Any]) -
     where = f"{templates.origin}/{name}"
     try:
         text = templates.environment.get_template(name).render(**values)
-        manifest = yaml.safe_load(text)
+        manifest = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except (jinja2.TemplateError, yaml.YAMLError, TypeError, ValueError) as error:
         raise TemplateError(f"{where}: {error}") from error
     if not isinstance(manifest, dict):
