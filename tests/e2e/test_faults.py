@@ -25,6 +25,7 @@ from tests.e2e.operator_process import wait_ready as wait_ready_in
 
 pytestmark = pytest.mark.e2e
 NS = "e2e-faults"
+API_OUTAGE_S = 70
 LABEL = "serving.sloscale.io/inferenceservice"
 FLEET = 50
 OUTAGE_S = 120.0  # "Prometheus down for minutes"
@@ -139,14 +140,17 @@ def test_sigkill_mid_reconcile_then_restart_converges_with_no_duplicate_or_orpha
 
 def test_apiserver_restart_watches_recover_and_changes_in_the_gap_are_handled(
         cluster: LocalCluster, operator: OperatorProcess) -> None:
-    """Story: the API server restarts (an upgrade); the operator keeps running, its watches
-    come back, and what changed while they were reconnecting is converged."""
+    """Story: the API server is away for over a minute (an upgrade); the operator keeps
+    running, its watches come back, and what changed while they reconnected is converged."""
     apply(cluster, manifest("gap-edit"), manifest("gap-drift"))
     wait_ready(cluster, "gap-edit", "gap-drift")
     pid = operator.process.pid if operator.process else None
     service_uid = uid_of(get(cluster, "service", "gap-drift"))
     cluster.stop_component("kube-apiserver")
     assert cluster.kubectl("get", "namespace", NS, check=False, timeout=20).returncode != 0
+    # Longer than kopf's own retries of a failed request (about 54 s), after which it would
+    # let the error stop its watchers (handlers.ApiBackoffs keeps retrying every 30 s).
+    time.sleep(API_OUTAGE_S)
     cluster.start_component("kube-apiserver")
     # At once, while the operator's watches are still backing off and reconnecting.
     cluster.kubectl("patch", "-n", NS, "inferenceservice", "gap-edit", "--type=merge",

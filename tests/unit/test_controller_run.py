@@ -37,3 +37,14 @@ def test_unquoted_user_value_refused_at_start(
     folder = write_set(tmp_path, {"service.yaml.j2": service})
     assert main(["run", "--templates", str(folder)]) == 2
     assert "pass every value through `| tojson`" in capsys.readouterr().err
+
+
+def test_api_retries_never_run_out_and_restart_for_each_request() -> None:
+    import itertools
+
+    from sloscale.controller.handlers import ApiBackoffs
+
+    backoffs = ApiBackoffs()
+    first = list(itertools.islice(backoffs, 200))
+    assert first[:8] == [1, 1, 2, 3, 5, 8, 13, 21] and set(first[8:]) == {30.0}
+    assert list(itertools.islice(backoffs, 3)) == [1, 1, 2]  # a fresh sequence per request

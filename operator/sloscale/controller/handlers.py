@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +34,21 @@ class Wiring:
     settings: Settings | None = None
 
 
+class ApiBackoffs:
+    """Delays between retries of a failed API request: kopf's own, then every 30 s for ever.
+
+    kopf's default sequence ends after about 54 s and then lets the error stop the watcher,
+    so an API server away for a minute (an upgrade, an etcd restore) would stop the operator.
+    kopf iterates this afresh for every request, so each starts from the short delays again.
+    """
+
+    FIRST = (1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
+    THEN_S = 30.0
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain(self.FIRST, itertools.repeat(self.THEN_S))
+
+
 def backoff_s(retry: int) -> float:
     return min(MAX_BACKOFF_S, 5.0 * 2 ** min(retry, 10))
 
@@ -55,6 +72,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Handlers are sync and wait on the API server most of the time: more threads than
     # asyncio's default (cores + 4) keep a burst of creations from queueing behind each other.
     settings.execution.max_workers = HANDLER_THREADS
+    settings.networking.error_backoffs = ApiBackoffs()
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
