@@ -23,7 +23,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     if reuse:
         yield LocalCluster(Path(reuse)).up()
         return
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), NodePool(startup_delay_s=2.0))
+    # Three CPU nodes (330 pods): the modules share this cluster and the fault suite alone
+    # runs 100 pods beside what earlier modules are still tearing down.
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"),
+                         NodePool(startup_delay_s=2.0, cpu_nodes=3))
     local.up()
     try:
         yield local

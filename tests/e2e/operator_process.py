@@ -60,13 +60,19 @@ class OperatorProcess:
 @contextlib.contextmanager
 def running_operator(cluster: LocalCluster, log_path: Path, namespace: str,
                      *args: str) -> Iterator[OperatorProcess]:
-    """The operator watching `namespace`, stopped afterwards with its log's tail printed."""
+    """The operator watching `namespace`, stopped afterwards with its log's tail printed.
+
+    The namespace goes too: the session's cluster is shared, and a cluster-wide operator in a
+    later module (the chart's) would otherwise work on what this one left behind.
+    """
     process = OperatorProcess(cluster, log_path, "--namespace", namespace, *args).start()
     try:
         yield process
     finally:
         process.stop()
         print(log_path.read_text()[-5000:])
+        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
+                        check=False, timeout=180)
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 90, what: str = "condition") -> Any:

@@ -19,6 +19,7 @@ from sloscale.render.quoting import tojson
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
+CONNECTIONS = 32
 REPAIR_FIELD_MANAGER = f"{FIELD_MANAGER}-repair"
 
 
@@ -28,7 +29,11 @@ def load_config() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    settings = client.Configuration.get_default_copy()
+    # One connection per handler thread plus the autoscaler's writers; the default pool of
+    # 10 made urllib3 discard and reopen TLS connections under a burst.
+    settings.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(settings)
 
 
 def _server_message(error: ApiException, manifest: dict[str, Any]) -> str:
