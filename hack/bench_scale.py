@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
 from sloscale.emulator.exposition import PodCounters
 from sloscale.emulator.runner import ready_pod_names
 from sloscale.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
+from sloscale_runtime.capacity import percentile_ms  # nearest rank: any unit
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "bench"
@@ -139,10 +139,6 @@ def _watch_deployments(apps: client.AppsV1Api, resource_version: str, seen: dict
                 break
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
-
-
 def run(services: int, rate: int, settle_s: float) -> None:
     with tempfile.TemporaryDirectory(prefix="sloscale-scale-") as tmp:
         root = Path(tmp)
@@ -223,8 +219,8 @@ def run(services: int, rate: int, settle_s: float) -> None:
             ticks = max(1.0, n1 - n0)
             print(f"\nscale benchmark: {services} InferenceServices, autoscaler tick {TICK_S:g}s")
             print(
-                f"  creation -> Deployment exists   p50 {statistics.median(delays):.2f}s  "
-                f"p99 {_percentile(delays, 0.99):.2f}s  max {delays[-1]:.2f}s  "
+                f"  creation -> Deployment exists   p50 {percentile_ms(delays, 50):.2f}s  "
+                f"p99 {percentile_ms(delays, 99):.2f}s  max {delays[-1]:.2f}s  "
                 f"({len(delays)}/{services} seen)"
             )
             print(f"  operator CPU, first create to all Ready  {cpu_ready - cpu_start:.0f}s "

@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 from fnmatch import fnmatch
+from functools import partial
 from typing import Any
 
 from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
@@ -55,8 +56,7 @@ class KubeAutoscalerClient:
         runs every tick and its transient peak is most of the operator's memory.
         """
         exact = self._exact_namespaces()
-        calls = [list_all] if exact is None else [
-            lambda ns=ns, **kw: list_namespaced(ns, **kw) for ns in exact]
+        calls = [list_all] if exact is None else [partial(list_namespaced, ns) for ns in exact]
         items = []
         for call in calls:
             token = None

@@ -131,9 +131,9 @@ class AutoscalerLoop:
         if not (service.get("spec", {}).get("autoscaling") or {}).get("enabled"):
             return False
         key = _key(service)
-        at = self.due_at.setdefault(
-            key, first_due(key, _interval_s(service), self.settings.tick_s, now))
-        return now >= at - 0.5
+        if key not in self.due_at:  # not setdefault: its argument would parse every spec
+            self.due_at[key] = first_due(key, _interval_s(service), self.settings.tick_s, now)
+        return now >= self.due_at[key] - 0.5
 
     def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
         memory = self.memory.get(key)

@@ -126,9 +126,11 @@ def child_changed(body: kopf.Body, type: str | None, namespace: str, **_: Any) -
         if isvc["metadata"].get("deletionTimestamp"):
             return
         child = dict(body)
+        if type == "DELETED" or not status_only_refresh_ok(isvc.get("status") or {}):
+            run_reconcile(isvc)  # rendering for the drift check first would be done twice
+            return
         rendered = rendered_children(Wiring.kube, Wiring.settings, isvc)
-        if (type == "DELETED" or rendered is None or drifted(rendered, child)
-                or not status_only_refresh_ok(isvc.get("status") or {})):
+        if rendered is None or drifted(rendered, child):
             run_reconcile(isvc)
         elif child.get("kind") == "Deployment":
             refresh_status(Wiring.kube, isvc, datetime.now(UTC))
