@@ -270,8 +270,9 @@ def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     }
 
 
-# Granted for code paths this run does not reach, each named (kept short on purpose).
-UNREACHED = {
+# Granted for code paths this run may not reach, each named (kept short on purpose).
+# "May": a 409 on a status write depends on timing, so a run may or may not re-read.
+MAYBE_UNREACHED = {
     ("serving.sloscale.io", "inferenceservices/status", "get"): "KubeAutoscalerClient."
     "write_status re-reads after a 409 conflict",
     ("monitoring.coreos.com", "servicemonitors", "delete"): "reconcile._prune, with a "
@@ -283,8 +284,10 @@ def test_every_granted_permission_is_used(audited: tuple[set[ApiCall], set[ApiCa
     """Least privilege: each (group, resource, verb) the ClusterRole grants was called."""
     calls, _ = audited
     role = next(d for d in rendered(*EVERYTHING) if d["kind"] == "ClusterRole")
+    grants = granted(role["rules"])
     used = {(c.group, c.resource, c.verb) for c in calls}
-    assert granted(role["rules"]) - used == set(UNREACHED)
+    assert set(MAYBE_UNREACHED) <= grants  # each exemption still names a real grant
+    assert grants - used <= set(MAYBE_UNREACHED)
 
 
 def test_nothing_dangerous_is_allowed(release: LocalCluster) -> None:
