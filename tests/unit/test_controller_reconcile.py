@@ -10,7 +10,9 @@ import pytest
 
 from sloscale.controller.reconcile import (
     STATUS_ATTEMPTS,
+    RenderCache,
     StatusConflict,
+    apply_children,
     comparable,
     owns_replicas,
     repair_patch,
@@ -133,3 +135,54 @@ def test_repair_patch_sets_what_we_render_on_the_version_read() -> None:
                      "resourceVersion": "7"},
         "spec": {"selector": {"app": "a"},
                  "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 8001}]}}
+
+
+def test_render_cache_renders_each_key_once_and_keeps_the_newest() -> None:
+    cache = RenderCache(size=2)
+    renders: list[str] = []
+
+    def render(name: str) -> Any:
+        return lambda: renders.append(name) or [{"kind": name}]
+
+    first = cache.get(("a",), render("a"))
+    assert cache.get(("a",), render("a")) is first
+    cache.get(("b",), render("b"))
+    cache.get(("a",), render("a"))  # a is now the most recent; b goes next
+    cache.get(("c",), render("c"))
+    cache.get(("a",), render("a"))
+    cache.get(("b",), render("b"))
+    assert renders == ["a", "b", "c", "b"]
+
+
+class Children:
+    """An API server holding children by (kind, name), for apply_children."""
+
+    def __init__(self, *existing: dict[str, Any]) -> None:
+        self.objects = {(o["kind"], o["metadata"]["name"]): o for o in existing}
+
+    def get(self, api_version: str, kind: str, namespace: str,
+            name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    def apply(self, manifest: dict[str, Any], field_manager: str = "") -> dict[str, Any]:
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
+        return manifest
+
+
+def child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": kind, "spec": spec,
+            "metadata": {"name": "svc", "namespace": "ns"}}
+
+
+def test_one_event_per_reason_names_every_child() -> None:
+    events: list[tuple[str, str, str]] = []
+    post = lambda kind, reason, message: events.append((kind, reason, message))  # noqa: E731
+    cluster = Children(child("Service", {"port": 1}), child("PodDisruptionBudget", {"m": 1}))
+    rendered = [child("Deployment", {"replicas": 1}), child("ConfigMap", {"a": 1}),
+                child("Service", {"port": 2}), child("PodDisruptionBudget", {"m": 1})]
+    apply_children(cluster, rendered, post)  # type: ignore[arg-type]
+    assert events == [("Normal", "Created", "created Deployment svc, ConfigMap svc"),
+                      ("Normal", "Updated", "put back or changed Service svc")]
+    events.clear()
+    apply_children(cluster, rendered, post)  # type: ignore[arg-type]
+    assert events == []

@@ -34,3 +34,29 @@ def test_valid_values_are_read_as_kopf_wrote_them() -> None:
     assert diffbase.fetch(body=good) == {"spec": {"replicas": 2}}
     assert progress.fetch(key=kopf.HandlerId("reconcile_inferenceservice"),
                           body=good) == {"retries": 1}
+
+
+def test_essence_is_kopfs_own_built_from_less() -> None:
+    """The slimmed build gives what kopf's full deep copy would: no spurious diffs."""
+    ours = TolerantDiffBaseStorage(prefix="serving.sloscale.io", key="last-handled-configuration")
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix="serving.sloscale.io",
+                                            key="last-handled-configuration")
+    full = kopf.Body({
+        "apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
+        "metadata": {
+            "name": "a", "namespace": "ns", "uid": "u-1", "generation": 3,
+            "resourceVersion": "77", "labels": {"team": "x"},
+            "annotations": {DIFFBASE: '{"spec": {}}', PROGRESS: "{}", "note": "kept",
+                            "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+            "finalizers": ["x/y"],
+        },
+        "spec": {"model": {"name": "m"}, "replicas": 2},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    })
+    essence = ours.build(body=full)
+    assert essence == kopfs.build(body=full)
+    assert essence["spec"] == {"model": {"name": "m"}, "replicas": 2}
+    assert "status" not in essence and set(essence["metadata"]) == {"labels", "annotations"}
+    assert essence["metadata"]["annotations"]["note"] == "kept"
+    assert DIFFBASE not in essence["metadata"]["annotations"]

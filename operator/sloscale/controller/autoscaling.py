@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from sloscale.api import SERVICE_LABEL
 from sloscale.autoscale.loop import AutoscalerLoop, LoopSettings
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.telemetry import AutoscalerMetrics
@@ -55,9 +56,11 @@ async def start_autoscaler(**_: Any) -> None:
         log.warning("no --prometheus-url: autoscaling is off (spec.replicas rules)")
         return
     assert Wiring.kube is not None, "sloscale run wires the Kubernetes adapter first"
+    kube = KubeAutoscalerClient(Wiring.kube, WIRING.namespaces)
+    kube.start_informers(SERVICE_LABEL)
     WIRING.loop = AutoscalerLoop(
         PrometheusSource(WIRING.prometheus_url),
-        KubeAutoscalerClient(Wiring.kube, WIRING.namespaces),
+        kube,
         metrics,
         LoopSettings(tick_s=WIRING.tick_s),
         active=WIRING.active,
@@ -72,6 +75,8 @@ async def stop_autoscaler(**_: Any) -> None:
     if WIRING.task is None or WIRING.stopped is None:
         return
     WIRING.stopped.set()
+    if WIRING.loop is not None:
+        WIRING.loop.kube.stop_informers()
     try:
         await asyncio.wait_for(WIRING.task, timeout=10)
     except TimeoutError:

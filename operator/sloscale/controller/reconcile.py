@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +26,8 @@ OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
 
 # A status write that keeps meeting a newer object is given up to the caller's retry.
 STATUS_ATTEMPTS = 5
+# Renderings kept for drift checks: a burst of child events of a few hundred services.
+RENDER_CACHE_SIZE = 512
 
 # (type Normal|Warning, reason, message) posted on the InferenceService.
 PostEvent = Callable[[str, str, str], None]
@@ -54,11 +59,39 @@ class Cluster(Protocol):
                      resource_version: str | None) -> None: ...
 
 
+class RenderCache:
+    """Recent renderings by what rendering reads: the object's identity, spec and options.
+
+    A service's child events come in a burst (its children created, then its Deployment's
+    rollout), each checked for drift against the same rendering. Entries are shared: read
+    them, never change them. Handler threads share the cache, hence the lock.
+    """
+
+    def __init__(self, size: int = RENDER_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], list[Manifest] | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...],
+            render: Callable[[], list[Manifest] | None]) -> list[Manifest] | None:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        children = render()
+        with self._lock:
+            self._entries[key] = children
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return children
+
+
 @dataclass
 class Settings:
     templates: TemplateSet
     storage_initializer_image: str
     said_no_servicemonitor: bool = field(default=False)
+    render_cache: RenderCache = field(default_factory=RenderCache)
 
 
 @dataclass(frozen=True)
@@ -136,7 +169,8 @@ def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
         return cluster.apply(child)
 
 
-def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
+def apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
+    created, updated = [], []
     for child in children:
         meta = child["metadata"]
         before = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
@@ -144,9 +178,15 @@ def _apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent)
         after = _apply_or_repair(cluster, child)
         what = f"{child['kind']} {meta['name']}"
         if before is None:
-            post("Normal", "Created", f"created {what}")
+            created.append(what)
         elif comparable(before) != comparable(after):
-            post("Normal", "Updated", f"put back or changed {what}")
+            updated.append(what)
+    # One Event per reason and reconcile: a new service costs the Events API one write, not
+    # one per child (at 20 creations a second those writes queued the creations themselves).
+    if created:
+        post("Normal", "Created", "created " + ", ".join(created))
+    if updated:
+        post("Normal", "Updated", "put back or changed " + ", ".join(updated))
 
 
 def _prune(cluster: Cluster, name: str, namespace: str, uid: str, children: list[Manifest],
@@ -188,7 +228,7 @@ def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
     except TemplateError as error:
         raise _Blocked(Problem("RenderFailed", str(error))) from error
     try:
-        _apply_children(cluster, children, post)
+        apply_children(cluster, children, post)
     except ApplyError as error:
         raise _Blocked(Problem("ApplyFailed", str(error))) from error
     _prune(cluster, name, namespace, uid, children, post)
@@ -205,11 +245,20 @@ def _render(cluster: Cluster, settings: Settings, body: dict[str, Any],
 
 def rendered_children(cluster: Cluster, settings: Settings,
                       body: dict[str, Any]) -> list[Manifest] | None:
-    """What a reconcile would apply for `body` now; None when its spec or templates fail."""
-    try:
-        return _render(cluster, settings, body, parse_object(body))
-    except (SpecError, TemplateError):
-        return None
+    """What a reconcile would apply for `body` now; None when its spec or templates fail.
+
+    Read-only: the result may be shared with other callers (RenderCache)."""
+    meta = body["metadata"]
+    key = (meta["name"], meta["namespace"], meta["uid"],
+           json.dumps(body.get("spec"), sort_keys=True), _servicemonitor_wanted(cluster, settings))
+
+    def render() -> list[Manifest] | None:
+        try:
+            return _render(cluster, settings, body, parse_object(body))
+        except (SpecError, TemplateError):
+            return None
+
+    return settings.render_cache.get(key, render)
 
 
 class _Blocked(Exception):
