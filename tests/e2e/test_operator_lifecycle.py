@@ -349,3 +349,38 @@ def test_autoscaler_lists_read_every_page(
         d["metadata"]["name"] for d in deployments)
     pods = (get_json(cluster, "-n", NS, "pods", "-l", LABEL) or {"items": []})["items"]
     assert sum(len(found) for found in snapshot["pods"].values()) == len(pods) > 2
+
+
+def test_autoscaler_informers_follow_the_api_server(
+        cluster: LocalCluster, operator: OperatorProcess) -> None:
+    """The loop's pods and Deployments come from watches: a new Deployment and its pod show
+    up, a deleted one goes, with no list in between."""
+    from kubernetes import config as kube_config
+
+    from sloscale.autoscale import kube as autoscale_kube
+    from sloscale.controller.kube import Kube
+
+    watcher = autoscale_kube.KubeAutoscalerClient(
+        Kube(kube_config.new_client_from_config(str(cluster.kubeconfig))), [NS])
+    watcher.start_informers(LABEL)
+    try:
+        wait_for(lambda: watcher._informed("deployments") is not None, what="informers in sync")
+        name = "informer-probe"
+        manifest = {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": {LABEL: name}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {LABEL: name}},
+                     "template": {"metadata": {"labels": {LABEL: name}},
+                                  "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+        }  # fmt: skip
+
+        def names(kind: str) -> set[str]:
+            return {i["metadata"]["labels"][LABEL] for i in watcher._informed(kind) or []}
+
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        wait_for(lambda: name in names("deployments") and name in names("pods"),
+                 what="the new Deployment and its pod seen by watch")
+        cluster.kubectl("delete", "-n", NS, "deployment", name, "--wait=true")
+        wait_for(lambda: name not in names("deployments"), what="the deletion seen by watch")
+    finally:
+        watcher.stop_informers()

@@ -47,9 +47,10 @@ creates the object needs `create` as well. */}}
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
   verbs: ["get", "create", "patch", "delete"]
+# The autoscaler follows pods by watch (Pending and Ready counts).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 # --templates-configmap and capacityProfile.configMapRef.
 - apiGroups: [""]
   resources: ["configmaps"]

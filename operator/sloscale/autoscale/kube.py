@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from functools import partial
@@ -13,6 +14,7 @@ from typing import Any
 from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.api.status import merge_conditions
 from sloscale.autoscale import actuator
+from sloscale.autoscale.informer import READ_TIMEOUT_S, WATCH_S, Informer
 from sloscale.autoscale.promql import ServiceKey
 from sloscale.autoscale.replicas import census_fields, replicas_fields
 from sloscale.autoscale.tick import TickOutcome
@@ -36,6 +38,7 @@ class KubeAutoscalerClient:
         self._hpa = client.AutoscalingV2Api(kube.api_client)
         self._custom = client.CustomObjectsApi(kube.api_client)
         self.namespaces = namespaces
+        self._informers: dict[str, list[Informer]] = {}
 
     # -- reads ------------------------------------------------------------------------------
     def _exact_namespaces(self) -> list[str] | None:
@@ -70,6 +73,45 @@ class KubeAutoscalerClient:
                     break
         return items
 
+    # -- informers: pods and Deployments from watches ------------------------------------
+    def start_informers(self, service_label: str) -> None:
+        """Follow pods and Deployments by watch from now on (snapshot_workloads reads them)."""
+        kinds = {"pods": (self._core.list_pod_for_all_namespaces, self._core.list_namespaced_pod,
+                          census_fields),
+                 "deployments": (self._apps.list_deployment_for_all_namespaces,
+                                 self._apps.list_namespaced_deployment, replicas_fields)}
+        exact = self._exact_namespaces()
+        for kind, (list_all_ns, list_namespaced, keep) in kinds.items():
+            calls = ([(kind, list_all_ns)] if exact is None else
+                     [(f"{kind}/{ns}", partial(list_namespaced, ns)) for ns in exact])
+            self._informers[kind] = [
+                Informer(name, partial(_list_page, call, service_label),
+                         partial(_watch_lines, call, service_label), keep).start()
+                for name, call in calls]
+
+    def stop_informers(self) -> None:
+        for informers in self._informers.values():
+            for informer in informers:
+                informer.stop()
+
+    def _informed(self, kind: str) -> list[dict[str, Any]] | None:
+        """The kind's watched items from its informers; None when any is out of sync."""
+        items = []
+        for informer in self._informers.get(kind) or [None]:
+            found = informer.items() if informer is not None else None
+            if found is None:
+                return None
+            items += [item for item in found if self._watched(item)]
+        return items
+
+    def _current(self, kind: str, list_all: Any, list_namespaced: Any, keep: Any,
+                 selector: str) -> list[dict[str, Any]]:
+        """From the kind's informers when in sync, else listed now."""
+        informed = self._informed(kind)
+        if informed is not None:
+            return informed
+        return self._items(list_all, list_namespaced, keep=keep, label_selector=selector)
+
     def list_inference_services(self) -> list[dict[str, Any]]:
         return self._items(
             lambda **kw: self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
@@ -79,21 +121,14 @@ class KubeAutoscalerClient:
     def snapshot_workloads(self, service_label: str) -> dict[str, Any]:
         """Pods and Deployments by service, HPAs and ScaledObjects by namespace."""
         pods: dict[ServiceKey, list[dict[str, Any]]] = defaultdict(list)
-        for pod in self._items(
-            self._core.list_pod_for_all_namespaces,
-            self._core.list_namespaced_pod,
-            keep=census_fields,
-            label_selector=service_label,
-        ):
+        for pod in self._current("pods", self._core.list_pod_for_all_namespaces,
+                                 self._core.list_namespaced_pod, census_fields, service_label):
             meta = pod["metadata"]
             pods[ServiceKey(meta["namespace"], meta["labels"][service_label])].append(pod)
         deployments = {}
-        for dep in self._items(
-            self._apps.list_deployment_for_all_namespaces,
-            self._apps.list_namespaced_deployment,
-            keep=replicas_fields,
-            label_selector=service_label,
-        ):
+        for dep in self._current("deployments", self._apps.list_deployment_for_all_namespaces,
+                                 self._apps.list_namespaced_deployment, replicas_fields,
+                                 service_label):
             meta = dep["metadata"]
             deployments[ServiceKey(meta["namespace"], meta["labels"][service_label])] = dep
         hpas: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -226,3 +261,22 @@ class KubeAutoscalerClient:
             if err.status == 404:
                 return None
             raise
+
+
+def _list_page(call: Any, selector: str, token: str | None) -> dict[str, Any]:
+    response = call(label_selector=selector, limit=LIST_PAGE, _continue=token,
+                    _preload_content=False)
+    return dict(json.loads(response.data))
+
+
+def _watch_lines(call: Any, selector: str, resource_version: str) -> Iterator[str]:
+    """The lines of one watch from `resource_version`, until the server ends it."""
+    from kubernetes.watch.watch import iter_resp_lines
+
+    response = call(label_selector=selector, watch=True, resource_version=resource_version,
+                    allow_watch_bookmarks=True, timeout_seconds=WATCH_S,
+                    _preload_content=False, _request_timeout=(10, READ_TIMEOUT_S))
+    try:
+        yield from iter_resp_lines(response)
+    finally:
+        response.release_conn()
