@@ -96,9 +96,12 @@ class KubeAutoscalerClient:
 
     def _informed(self, kind: str) -> list[dict[str, Any]] | None:
         """The kind's watched items from its informers; None when any is out of sync."""
+        informers = self._informers.get(kind)
+        if not informers:  # not started (the loop's tests, a client used only to list)
+            return None
         items = []
-        for informer in self._informers.get(kind) or [None]:
-            found = informer.items() if informer is not None else None
+        for informer in informers:
+            found = informer.items()
             if found is None:
                 return None
             items += [item for item in found if self._watched(item)]
