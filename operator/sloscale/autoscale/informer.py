@@ -67,15 +67,17 @@ class Store:
 # A list call: (continue token) -> one page as parsed JSON. A watch call: (resourceVersion)
 # -> the stream's lines. Both are bound to their resource and selector by the adapter.
 ListPage = Callable[[str | None], dict[str, Any]]
-WatchLines = Callable[[str], Iterator[bytes]]
+WatchLines = Callable[[str], Iterator[str]]
 
 
-def list_all(list_page: ListPage) -> tuple[list[Item], str]:
-    """Every item, read in pages, and the list's resourceVersion."""
+def list_all(list_page: ListPage, keep: Reduce | None = None) -> tuple[list[Item], str]:
+    """Every item, read in pages (each reduced by `keep` as its page arrives, so that a
+    thousand pods' full JSON is never held at once), and the list's resourceVersion."""
     items, token = [], None
     while True:
         page = list_page(token)
-        items += page.get("items") or []
+        found = page.get("items") or []
+        items += [keep(item) for item in found] if keep else found
         meta = page.get("metadata") or {}
         token = meta.get("continue")
         if not token:

@@ -14,7 +14,7 @@ from typing import Any
 from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.api.status import merge_conditions
 from sloscale.autoscale import actuator
-from sloscale.autoscale.informer import READ_TIMEOUT_S, WATCH_S, Informer
+from sloscale.autoscale.informer import READ_TIMEOUT_S, WATCH_S, Informer, list_all
 from sloscale.autoscale.promql import ServiceKey
 from sloscale.autoscale.replicas import census_fields, replicas_fields
 from sloscale.autoscale.tick import TickOutcome
@@ -51,26 +51,15 @@ class KubeAutoscalerClient:
         namespace = item["metadata"].get("namespace", "")
         return self.namespaces is None or any(fnmatch(namespace, p) for p in self.namespaces)
 
-    def _items(self, list_all: Any, list_namespaced: Any, keep: Any = None,
+    def _items(self, list_all_ns: Any, list_namespaced: Any, keep: Any = None,
                **kwargs: Any) -> list[dict[str, Any]]:
-        """Every watched item, read in pages; `keep` reduces each item to what is used.
-
-        Pages and reduction keep a thousand pods' JSON from being held at once: the list
-        runs every tick and its transient peak is most of the operator's memory.
-        """
+        """Every watched item, read in pages; `keep` reduces each item to what is used."""
         exact = self._exact_namespaces()
-        calls = [list_all] if exact is None else [partial(list_namespaced, ns) for ns in exact]
+        calls = [list_all_ns] if exact is None else [partial(list_namespaced, ns) for ns in exact]
         items = []
         for call in calls:
-            token = None
-            while True:
-                page = json.loads(call(**kwargs, limit=LIST_PAGE, _continue=token,
-                                       _preload_content=False).data)
-                items += [keep(item) if keep else item for item in page.get("items", [])
-                          if self._watched(item)]
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    break
+            found, _ = list_all(partial(_list_page, call, **kwargs), keep)
+            items += [item for item in found if self._watched(item)]
         return items
 
     # -- informers: pods and Deployments from watches ------------------------------------
@@ -85,7 +74,7 @@ class KubeAutoscalerClient:
             calls = ([(kind, list_all_ns)] if exact is None else
                      [(f"{kind}/{ns}", partial(list_namespaced, ns)) for ns in exact])
             self._informers[kind] = [
-                Informer(name, partial(_list_page, call, service_label),
+                Informer(name, partial(_list_page, call, label_selector=service_label),
                          partial(_watch_lines, call, service_label), keep).start()
                 for name, call in calls]
 
@@ -107,13 +96,13 @@ class KubeAutoscalerClient:
             items += [item for item in found if self._watched(item)]
         return items
 
-    def _current(self, kind: str, list_all: Any, list_namespaced: Any, keep: Any,
+    def _current(self, kind: str, list_all_ns: Any, list_namespaced: Any, keep: Any,
                  selector: str) -> list[dict[str, Any]]:
         """From the kind's informers when in sync, else listed now."""
         informed = self._informed(kind)
         if informed is not None:
             return informed
-        return self._items(list_all, list_namespaced, keep=keep, label_selector=selector)
+        return self._items(list_all_ns, list_namespaced, keep=keep, label_selector=selector)
 
     def list_inference_services(self) -> list[dict[str, Any]]:
         return self._items(
@@ -266,9 +255,8 @@ class KubeAutoscalerClient:
             raise
 
 
-def _list_page(call: Any, selector: str, token: str | None) -> dict[str, Any]:
-    response = call(label_selector=selector, limit=LIST_PAGE, _continue=token,
-                    _preload_content=False)
+def _list_page(call: Any, token: str | None, **kwargs: Any) -> dict[str, Any]:
+    response = call(**kwargs, limit=LIST_PAGE, _continue=token, _preload_content=False)
     return dict(json.loads(response.data))
 
 

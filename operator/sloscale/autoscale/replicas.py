@@ -34,7 +34,7 @@ def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def census_fields(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """A pod reduced to what `census` reads (the loop lists every pod each tick)."""
+    """A pod reduced to what `census` reads (the loop holds every pod of every service)."""
     status = pod.get("status", {}) or {}
     conditions = [c for c in status.get("conditions") or []
                   if c.get("type") in ("PodScheduled", "Ready")]

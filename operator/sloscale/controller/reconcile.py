@@ -159,9 +159,11 @@ def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
     try:
         return cluster.apply(child)
     except ApplyError as error:
+        if error.status != 422:
+            raise
         meta = child["metadata"]
         live = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
-        if error.status != 422 or live is None:
+        if live is None:
             raise
         log.info("%s %s/%s: apply invalid against hand edits (%s); patching", child["kind"],
                  meta["namespace"], meta["name"], error)
