@@ -24,10 +24,13 @@ import numpy as np
 from hack.localcluster.cluster import LocalCluster, free_port
 from hack.localcluster.errors import StepFailed
 from hack.localcluster.nodes import NodePool
+from sloscale.autoscale.policies import AutoscalingSpec, Objective
 from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
 from sloscale.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
 from sloscale.emulator.server import EmulatorServer, Registry
 from sloscale.emulator.service import EmulatedService
+from sloscale.sim.engine import SimConfig
+from sloscale.sim.profile import profile_capacity
 from sloscale.sim.service import ServiceModel
 from sloscale.sim.traces import load_trace, stretch
 
@@ -186,7 +189,8 @@ class Demo:
             cluster = self.start_cluster()
             runner, prometheus_url = self.start_emulator_and_prometheus(cluster)
             self.start_operator(cluster, prometheus_url)
-            capacity = ServiceModel().capacity_at(self.args.slo_ms)
+            capacity = profile_capacity(ServiceModel(), AutoscalingSpec(
+                objective=Objective("p95", self.args.slo_ms)), SimConfig())
             manifest = demo_service(self.args.slo_ms, 60.0 / COMPRESSION, capacity)
             (self.out / "inferenceservice.json").write_text(json.dumps(manifest, indent=2))
             cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))

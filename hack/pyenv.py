@@ -24,7 +24,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRAS = ("dev", "runtime")
+EXTRAS = ("dev", "runtime", "sim")
 # Tools kept out of the project's venv: name -> the pinned requirement.
 TOOLS = {"checkov": "checkov==3.3.30"}
 

@@ -28,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--service-ms-per-item", type=float, default=20.0)
     add("--max-batch", type=int, default=8)
     add("--max-queue-delay-ms", type=float, default=5.0)
-    add("--queue-per-replica", type=int, default=512, help="queue bound; overflow is rejected")
+    add("--max-queue-size", type=int, default=None,
+        help="Triton's max_queue_size per pod; overflow is rejected (default: unbounded)")
+    add("--balancer", default="random", choices=("random", "least-requests"),
+        help="how the Service spreads requests over Ready pods")
     add("--min-replicas", type=int, default=1)
     add("--max-replicas", type=int, default=200)
     add("--gpu-budget", type=int, default=None, help="pods beyond this stay Pending")
     add("--interval-s", type=float, default=15.0, help="the slo policy's decision interval")
     add("--scrape-interval-s", type=float, default=5.0)
-    add("--tick-ms", type=float, default=100.0, help="simulation time step")
     add("--capacity-rps", type=float, default=None,
         help="capacity profile: rps per replica at the target (default: from the service model)")
     add("--no-profile", action="store_true", help="the slo policy learns capacity from scratch")
@@ -65,7 +67,7 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     from sloscale.sim.traces import load_trace, stretch, tile
 
     service = ServiceModel(args.service_ms_base, args.service_ms_per_item, args.max_batch,
-                           args.max_queue_delay_ms, args.queue_per_replica)
+                           args.max_queue_delay_ms, args.max_queue_size)
     latency = "mean" if args.percentile == "mean" else f"p{args.percentile}"
     spec = AutoscalingSpec(minReplicas=args.min_replicas, maxReplicas=args.max_replicas,
                            objective=Objective(latency, args.slo_ms), interval=args.interval_s,
@@ -75,8 +77,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
                     args.rate_jitter_s)
     trace = tile(trace, args.tile) if args.tile > 1 else trace
     config = SimConfig(ColdStart(args.cold_start_s, args.cold_start_jitter_s),
-                       tick_s=args.tick_ms / 1000.0, scrape_interval_s=args.scrape_interval_s,
-                       gpu_budget=args.gpu_budget, seed=args.seed)
+                       scrape_interval_s=args.scrape_interval_s, gpu_budget=args.gpu_budget,
+                       seed=args.seed, balancer=args.balancer)
     try:
         capacity = args.capacity_rps or profile_capacity(service, spec, config)
     except ValueError as error:

@@ -23,7 +23,7 @@ def test_windows_by_arrival_minute() -> None:
     # minute 0: 20 fast requests; minute 1: 19 fast + 1 slow (p95 interpolates above 100);
     # minute 2: fast, but one of two rejected
     fast0 = [float(t) for t in range(20)]
-    minute1 = [60.0 + t for t in range(20)]
+    minute1 = [60.0 + t for t in range(20)]  # the objective's window: 60 s by default
     run = _run(fast0 + minute1 + [130.0], [10.0] * 20 + [10.0] * 19 + [5000.0] + [10.0],
                [131.0])
     assert windows_meeting_objective(run, SPEC) == pytest.approx(1 / 3)
@@ -48,6 +48,6 @@ def test_score_counts_rejected_as_missed() -> None:
 )
 def test_pareto(ours: tuple[float, float], other: tuple[float, float], expected: bool) -> None:
     def row(pair: tuple[float, float]) -> dict[str, float]:
-        return {"requests_within_slo": pair[0], "replica_hours": pair[1]}
+        return {"windows_meeting_objective": pair[0], "replica_hours": pair[1]}
 
     assert pareto_dominates(row(ours), row(other)) is expected

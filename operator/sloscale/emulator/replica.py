@@ -31,7 +31,7 @@ class EmulatedReplica:
 
     def offer(self, arrival_s: float) -> bool:
         """A request arrives; False if the queue is full (Triton rejects it)."""
-        if len(self.queue) >= self.model.queue_per_replica:
+        if len(self.queue) >= (self.model.max_queue_size or float("inf")):
             self.counters.failure += 1
             return False
         self.queue.append(arrival_s)

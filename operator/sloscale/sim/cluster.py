@@ -1,4 +1,9 @@
-"""A service's pods: cold starts, a GPU budget (extra pods stay Pending), scale-down order."""
+"""A service's pods: cold starts, a GPU budget (extra pods stay Pending), scale-down order.
+
+Pods are numbered as they are scheduled, so that each keeps its own queue in the simulator;
+a deleted pod leaves the Service at once and finishes what it has queued (graceful
+termination), which the simulator charges until its queue is empty.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +30,14 @@ class ColdStart:
 
 @dataclass
 class Pods:
-    """Scheduled pods by the time they are (or will be) Ready, plus a count of Pending ones."""
+    """Scheduled pods (id -> when it is, or will be, Ready), plus a count of Pending ones."""
 
     cold_start: ColdStart
     rng: np.random.Generator
     gpu_budget: int | None = None
-    ready_at: list[float] = field(default_factory=list)
+    ready_at: dict[int, float] = field(default_factory=dict)
     pending: int = 0
+    created: int = 0  # ids handed out so far
 
     @classmethod
     def warm(cls, count: int, cold_start: ColdStart, rng: np.random.Generator,
@@ -46,13 +52,15 @@ class Pods:
         return len(self.ready_at)
 
     def state(self, now: float) -> ReplicaState:
-        ready = sum(1 for t in self.ready_at if t <= now)
+        ready = sum(1 for t in self.ready_at.values() if t <= now)
         return ReplicaState(self.scheduled + self.pending, ready, self.scheduled - ready,
                             self.pending)
 
-    def scale_to(self, desired: int, now: float, instant: bool = False) -> None:
-        """Create or delete pods; deletion takes Pending, then the newest (least ready) first."""
+    def scale_to(self, desired: int, now: float, instant: bool = False) -> list[int]:
+        """Create or delete pods; deletion takes Pending, then the newest (least ready) first.
+        Returns the ids of the pods deleted."""
         missing = desired - self.scheduled - self.pending
+        deleted: list[int] = []
         if missing > 0:
             self.pending += missing
         elif missing < 0:
@@ -61,15 +69,22 @@ class Pods:
             self.pending -= from_pending
             excess -= from_pending
             if excess:
-                self.ready_at.sort()
-                del self.ready_at[len(self.ready_at) - excess:]
+                newest = sorted(self.ready_at, key=lambda pod: (self.ready_at[pod], pod))
+                deleted = newest[len(newest) - excess:]
+                for pod in deleted:
+                    del self.ready_at[pod]
         self._schedule(now, instant)
+        return deleted
 
     def _schedule(self, now: float, instant: bool) -> None:
         while self.pending and (self.gpu_budget is None or self.scheduled < self.gpu_budget):
             self.pending -= 1
-            self.ready_at.append(now if instant else now + self.cold_start.draw(self.rng))
+            self.ready_at[self.created] = now if instant else now + self.cold_start.draw(self.rng)
+            self.created += 1
 
-    def ready_times_after(self, now: float) -> np.ndarray:
-        """Sorted times at which starting pods become Ready."""
-        return np.sort(np.array([t for t in self.ready_at if t > now], dtype=np.float64))
+    def by_ready_time(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scheduled pods' ids and Ready times, earliest Ready first (the Service's view)."""
+        ids = np.fromiter(self.ready_at, dtype=np.int64, count=len(self.ready_at))
+        times = np.fromiter(self.ready_at.values(), dtype=np.float64, count=len(self.ready_at))
+        order = np.argsort(times, kind="stable")
+        return ids[order], times[order]

@@ -1,4 +1,4 @@
-"""Run every requested policy and the oracle on one trace and assemble the result document."""
+"""Run every requested policy, the oracle and the lower bound on one trace: the document."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import numpy as np
 
 from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec
+from sloscale.sim.bound import lower_bound_replica_seconds
 from sloscale.sim.engine import RunResult, SimConfig, simulate
-from sloscale.sim.oracle import OracleDriver, OracleSchedule, needed_replicas, schedule
+from sloscale.sim.oracle import BUCKET_S, OracleSchedule, certify, initial_ready, search_need
 from sloscale.sim.profile import profile_capacity
 from sloscale.sim.report import score
 from sloscale.sim.service import ServiceModel
 from sloscale.sim.traces import Trace
-
-ORACLE_BUCKET_S = 10.0
 
 
 @dataclass
@@ -27,13 +26,6 @@ class Comparison:
     document: dict[str, Any]
     runs: list[RunResult]
     oracle: OracleSchedule
-
-
-def plan_oracle(trace: Trace, spec: AutoscalingSpec, capacity_rps: float,
-                cold_start_s: float) -> OracleSchedule:
-    need = needed_replicas(trace.arrivals_s, trace.duration_s, ORACLE_BUCKET_S, capacity_rps,
-                           spec.minReplicas)
-    return schedule(np.minimum(need, spec.maxReplicas), ORACLE_BUCKET_S, cold_start_s)
 
 
 def _progress(step: int, total: int, label: str, started: float) -> None:
@@ -53,23 +45,27 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
     report = progress or _progress
     started = time.monotonic()
     capacity = spec.capacityRpsPerReplica or profile_capacity(service, spec, config)
-    plan = plan_oracle(trace, spec, capacity, config.cold_start.seconds)
-    # Every run starts with the pods the first minute needs Ready: a service already running.
-    config = replace(config, initial_replicas=int(plan.needed[:int(60 / ORACLE_BUCKET_S)].max()))
-    total = len(policies) + 1
-    report(0, total, "oracle", started)
-    oracle_run = simulate(trace.arrivals_s, OracleDriver(plan), spec, service, config)
+    total = len(policies) + 2
+    report(0, total, "oracle: search", started)
+    need = search_need(trace.arrivals_s, trace.duration_s, spec, service, config.seed)
+    # Every run starts with the pods the oracle needs before a cold start could pass: a
+    # service already running, sized for the start of the trace.
+    config = replace(config, initial_replicas=initial_ready(need, BUCKET_S,
+                                                            config.cold_start.seconds))
+    report(1, total, "oracle: certify", started)
+    oracle = certify(trace.arrivals_s, need, spec, service, config)
+    end_s = trace.duration_s + config.drain_s
+    bound_s = lower_bound_replica_seconds(trace.arrivals_s, end_s, spec, service,
+                                          config.cold_start.seconds)
     runs = []
-    for step, name in enumerate(policies, start=1):
+    for step, name in enumerate(policies, start=2):
         report(step, total, name, started)
         seen = spec if slo_profile or name != "slo" else replace(spec, capacityRpsPerReplica=None)
         runs.append(simulate(trace.arrivals_s, make_policy(name, spec), seen, service, config))
     report(total, total, "done", started)
-    oracle_hours = plan.replica_seconds / 3600.0
-    oracle_score = score(oracle_run, spec, oracle_hours)
-    # The plan's cost is the bound; the replay (same pods through the simulator) checks its SLO.
-    oracle_score["replay_replica_hours"] = oracle_score["replica_hours"]
-    oracle_score["replica_hours"], oracle_score["replica_hours_vs_oracle"] = oracle_hours, 1.0
+    oracle_hours = oracle.run.replica_seconds / 3600.0
+    oracle_score = score(oracle.run, spec, oracle_hours)
+    oracle_score["certify_rounds"] = oracle.rounds
     document = {
         "trace": {
             "name": trace.name, "format": trace.format, "requests": int(len(trace.arrivals_s)),
@@ -78,10 +74,14 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
                                    .max(initial=0) / 60.0),
         },
         "objective": {"latency": spec.objective.latency, "target_ms": spec.objective.targetMs,
+                      "window_s": spec.objective.window,
                       "cold_start_s": config.cold_start.seconds,
-                      "capacity_rps_per_replica": capacity},
+                      "capacity_rps_per_replica": capacity, "balancer": config.balancer},
         "oracle": oracle_score,
+        "lower_bound": {"replica_hours": bound_s / 3600.0,
+                        "replica_hours_vs_oracle": bound_s / 3600.0 / oracle_hours
+                        if oracle_hours > 0 else None},
         "policies": {run.name: score(run, spec, oracle_hours) for run in runs},
         "elapsed_s": time.monotonic() - started,
     }
-    return Comparison(document, [oracle_run, *runs], plan)
+    return Comparison(document, [oracle.run, *runs], oracle.plan)

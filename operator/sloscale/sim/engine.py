@@ -1,26 +1,29 @@
-"""The simulator: replay arrivals through replicas (fluid FIFO per tick) under a policy.
+"""The simulator: replay arrivals through a service's pods under a policy.
 
-Time advances in ticks; within a tick the service is a fluid FIFO queue that dispatches up to
-ready * max_rps * tick requests (dynamic batching reaches full batches under backlog). Between
-two events (scrape, decision) the queue path is one vectorised Lindley recursion; each request's
-completion time comes from the cumulative departures (searchsorted), so no per-request Python
-runs. Latency = queueing + batching wait + batch service time at that tick's batch size.
+Each pod is a Triton dynamic batcher with its own queue (sim/batcher.py); a Service-like
+balancer sends each request to a pod that is Ready when it arrives (random per request by
+default, as kube-proxy does per connection; or the less busy of two, as Envoy's least-request).
+Time moves from one scrape or decision to the next: the requests of that span are routed, the
+batches that start within it are dispatched, and a scrape sees the requests finished by then.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot
+from sloscale.sim import batcher
+from sloscale.sim.batcher import PodQueues
 from sloscale.sim.cluster import ColdStart, Pods
 from sloscale.sim.metrics import Scraper
 from sloscale.sim.service import ServiceModel
 
-SMOOTHING_S = 1.0
+Balancer = Literal["random", "least-requests"]
+BALANCERS: dict[str, int] = {"random": batcher.ROUTE_RANDOM,
+                             "least-requests": batcher.ROUTE_LEAST_REQUESTS}
 
 
 class Driver(Protocol):
@@ -38,113 +41,120 @@ class Driver(Protocol):
 @dataclass(frozen=True)
 class SimConfig:
     cold_start: ColdStart = field(default_factory=lambda: ColdStart(60.0))
-    tick_s: float = 0.1
     scrape_interval_s: float = 5.0
     gpu_budget: int | None = None
-    drain_s: float = 120.0  # after the last arrival, so queued requests can finish
+    drain_s: float = 120.0  # decisions go on this long after the last arrival
     initial_replicas: int = 0  # Ready at time 0 (at least minReplicas): a service already up
     seed: int = 0
+    balancer: Balancer = "random"
+
+    def __post_init__(self) -> None:
+        if self.balancer not in BALANCERS:
+            raise ValueError(f"--balancer must be one of {', '.join(BALANCERS)}")
+        if self.scrape_interval_s <= 0:
+            raise ValueError(f"--scrape-interval-s must be > 0, got {self.scrape_interval_s}")
 
 
 @dataclass
 class RunResult:
     name: str
     arrivals_s: np.ndarray
-    admitted_s: np.ndarray  # arrival times of admitted requests, in FIFO order
-    latency_ms: np.ndarray  # per admitted request; inf if it never finished
-    queue_ms: np.ndarray  # the queueing part of latency_ms
+    admitted_s: np.ndarray  # arrival times of admitted requests, sorted
+    latency_ms: np.ndarray  # per admitted request (every one finishes: queues drain at the end)
+    queue_ms: np.ndarray  # the part of latency_ms spent queued (batching delay included)
     rejected_s: np.ndarray
     timeline_s: np.ndarray  # at each decision
     ready: np.ndarray
     replicas: np.ndarray  # asked for (ready + starting + pending)
-    replica_seconds: float  # of scheduled pods (starting or ready): what the GPUs cost
+    replica_seconds: float  # of scheduled pods, and deleted ones until their queue is empty
     scaling_actions: int
 
 
-def advance(
-    queue: float, arrivals: np.ndarray, ready: np.ndarray, service: ServiceModel, tick_s: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Queue length after each tick and requests rejected per tick (bounded FIFO)."""
-    capacity = ready * (service.max_rps * tick_s)
-    bound = ready * float(service.queue_per_replica)
-    walk = np.cumsum(arrivals - capacity)
-    path = walk - np.minimum.accumulate(np.minimum(walk, -queue))
-    if not (path > bound + 1e-9).any():
-        return np.maximum(path, 0.0), np.zeros(len(arrivals), dtype=np.int64)
-    path = np.empty(len(arrivals))
-    rejected = np.zeros(len(arrivals), dtype=np.int64)
-    for i in range(len(arrivals)):  # overload only: the bound makes the recursion non-linear
-        over = queue + arrivals[i] - capacity[i] - bound[i]
-        rejected[i] = min(int(arrivals[i]), max(0, math.ceil(over - 1e-9)))
-        queue = max(0.0, queue + arrivals[i] - rejected[i] - capacity[i])
-        path[i] = queue
-    return path, rejected
+class Fleet:
+    """Pods and their batchers under one Service: routing, dispatch, cost of draining pods."""
+
+    def __init__(self, arrivals_s: np.ndarray, service: ServiceModel, config: SimConfig,
+                 pods: Pods) -> None:
+        self.arrivals_s = arrivals_s
+        self.service = service
+        self.pods = pods
+        self.queues = PodQueues(len(arrivals_s))
+        draws = np.random.default_rng([config.seed, 1]).random((len(arrivals_s), 2))
+        self.draws = draws  # the same per request for every policy (common random numbers)
+        self.mode = BALANCERS[config.balancer]
+        self.rejected = np.zeros(len(arrivals_s), dtype=np.bool_)
+        self.routed = 0  # requests sent so far (admitted or rejected)
+        self.rejected_count = 0
+        self.draining: dict[int, float] = {}  # deleted pod -> when it was deleted
+        self.drain_seconds = 0.0
+
+    def serve(self, first: int, last: int, until: float) -> None:
+        """Route requests first..last-1, then dispatch every batch that starts by `until`."""
+        self.queues.ensure_pods(self.pods.created)
+        ids, ready_s = self.pods.by_ready_time()
+        batch = self.service.batcher_seconds()
+        if last > first:
+            batcher.route(first, last, self.arrivals_s, self.draws, ids, ready_s, self.mode,
+                          self.service.max_queue_size or 0, *batch,
+                          *self.queues.pod_arrays(), *self.queues.request_arrays(),
+                          *self.queues.routing_arrays(), self.rejected)
+            self.routed = last
+            self.rejected_count += int(self.rejected[first:last].sum())
+        batcher.advance_all(self.pods.created, until, self.arrivals_s, *batch,
+                            *self.queues.pod_arrays(), *self.queues.request_arrays())
+        self._charge_drained()
+
+    def delete(self, pod_ids: list[int], now: float) -> None:
+        for pod in pod_ids:
+            self.draining[pod] = now
+
+    def _charge_drained(self) -> None:
+        done = [pod for pod in self.draining if self.queues.queued[pod] == 0]
+        for pod in done:
+            self.drain_seconds += max(0.0, float(self.queues.free_s[pod]) - self.draining.pop(pod))
+
+    def finish(self) -> None:
+        """Every queued request is served (no more arrivals), draining pods charged."""
+        self.serve(len(self.arrivals_s), len(self.arrivals_s), np.inf)
 
 
-@dataclass
-class _Run:
-    """The simulator's running totals and per-request arrays for one policy."""
+class Completions:
+    """Feeds the scraper: requests whose batch has finished by each scrape, in that order."""
 
-    arrivals_s: np.ndarray
-    first_of_tick: np.ndarray
-    latency_ms: np.ndarray
-    queue_ms: np.ndarray
-    admitted_s: np.ndarray
-    recent_rate: np.ndarray  # per-replica dispatch rate of the last SMOOTHING_S of ticks
-    rejected_s: list[np.ndarray] = field(default_factory=list)
-    queue: float = 0.0
-    departed: float = 0.0
-    admitted: int = 0
-    completed: int = 0
-    rejected: int = 0
+    def __init__(self, fleet: Fleet) -> None:
+        n = len(fleet.arrivals_s)
+        self.fleet = fleet
+        self.latency_ms = np.full(n, np.inf)
+        self.queue_ms = np.full(n, np.inf)
+        self.count = 0
+        self.seen = 0  # log entries taken so far
+        self.carry = np.empty(0, dtype=np.int64)  # dispatched, finishing after the last scrape
 
-    def admit(self, start: int, end: int, rejected: np.ndarray) -> None:
-        lo, hi = self.first_of_tick[start], self.first_of_tick[end]
-        if rejected.any():
-            keep = np.ones(hi - lo, dtype=bool)
-            for offset in np.flatnonzero(rejected):
-                tick_end = self.first_of_tick[start + offset + 1] - lo
-                keep[tick_end - rejected[offset]:tick_end] = False
-            chunk = self.arrivals_s[lo:hi]
-            self.rejected_s.append(chunk[~keep])
-            arrived = chunk[keep]
-            self.rejected += int(rejected.sum())
-        else:
-            arrived = self.arrivals_s[lo:hi]
-        self.admitted_s[self.admitted:self.admitted + len(arrived)] = arrived
-        self.admitted += len(arrived)
-
-    def complete(self, start: int, cumulative: np.ndarray, departures: np.ndarray,
-                 service_ms: np.ndarray, tick_s: float) -> None:
-        """Give each request that finished in these ticks its completion time and latency."""
-        last = min(self.admitted, int(math.floor(cumulative[-1] + 1e-6)))
-        if last <= self.completed:
-            return
-        index = np.arange(self.completed, last)
-        tick = np.minimum(np.searchsorted(cumulative, index + 1 - 1e-6), len(cumulative) - 1)
-        before = np.concatenate(([self.departed], cumulative[:-1]))[tick]
-        # A request leaves when the fluid reaches its start (arrival order), never before it came.
-        share = np.clip((index - before) / np.maximum(departures[tick], 1e-12), 0.0, 1.0)
-        finished = np.maximum((start + tick + share) * tick_s, self.admitted_s[index])
-        waited_ms = (finished - self.admitted_s[index]) * 1000.0
-        self.queue_ms[index] = waited_ms
-        self.latency_ms[index] = waited_ms + service_ms[tick]
-        self.completed = last
+    def collect(self, now: float) -> int:
+        queues = self.fleet.queues
+        log_len = int(queues.log_len[0])
+        candidates = np.concatenate((self.carry, queues.log[self.seen:log_len]))
+        self.seen = log_len
+        finish = queues.finish_s[candidates]
+        finished = finish <= now
+        done = candidates[finished][np.argsort(finish[finished], kind="stable")]
+        self.carry = candidates[~finished]
+        arrivals = self.fleet.arrivals_s[done]
+        end = self.count + len(done)
+        self.latency_ms[self.count:end] = (queues.finish_s[done] - arrivals) * 1000.0
+        self.queue_ms[self.count:end] = (queues.start_s[done] - arrivals) * 1000.0
+        self.count = end
+        return end
 
 
-def _smoothed_rate(run: _Run, departures: np.ndarray, ready: np.ndarray, tick_s: float
-                   ) -> np.ndarray:
-    """Dispatch rate per ready replica over the last SMOOTHING_S: batch sizes follow the load
-    of the last few batches, not one tick's Poisson noise (which would tie results to tick_s)."""
-    per_replica = departures / (tick_s * np.maximum(ready, 1))
-    history = np.concatenate((run.recent_rate, per_replica))
-    width = len(run.recent_rate)
-    if width == 0:
-        return per_replica
-    sums = np.cumsum(np.concatenate(([0.0], history)))
-    smoothed = (sums[width + 1:] - sums[1:len(per_replica) + 1]) / width
-    run.recent_rate = history[-width:]
-    return smoothed
+def _boundaries(end_s: float, scrape_s: float, decide_s: float) -> np.ndarray:
+    scrapes = np.arange(0.0, end_s, scrape_s)
+    decisions = np.arange(0.0, end_s, decide_s)
+    return np.append(np.unique(np.round(np.concatenate((scrapes, decisions)), 9)), end_s)
+
+
+def _on_grid(now: float, step_s: float) -> bool:
+    return abs(now / step_s - round(now / step_s)) < 1e-6
 
 
 def simulate(
@@ -152,60 +162,48 @@ def simulate(
     config: SimConfig,
 ) -> RunResult:
     """Replay `arrivals_s` (sorted seconds) through the service under `driver`."""
-    tick_s = config.tick_s
+    arrivals_s = np.ascontiguousarray(arrivals_s, dtype=np.float64)
     end_s = (float(arrivals_s[-1]) if len(arrivals_s) else 0.0) + config.drain_s
-    n_ticks = int(math.ceil(end_s / tick_s)) + 1
-    per_tick = np.bincount((arrivals_s / tick_s).astype(np.int64), minlength=n_ticks)
-    per_tick = per_tick.astype(np.float64)
-    run = _Run(arrivals_s, np.concatenate(([0], np.cumsum(per_tick))).astype(np.int64),
-               np.full(len(arrivals_s), np.inf), np.full(len(arrivals_s), np.inf),
-               np.empty(len(arrivals_s)), np.zeros(max(1, round(SMOOTHING_S / tick_s))))
-    scraper = Scraper(run.latency_ms, run.queue_ms)
     rng = np.random.default_rng(config.seed)
     pods = Pods.warm(spec.clamp(max(spec.minReplicas, config.initial_replicas)),
                      config.cold_start, rng, config.gpu_budget)
-    scrape_every = max(1, round(config.scrape_interval_s / tick_s))
-    decide_every = max(1, round((driver.interval_s or spec.interval) / tick_s))
-    bounds = np.union1d(np.arange(0, n_ticks, scrape_every), np.arange(0, n_ticks, decide_every))
-    bounds = np.append(bounds, n_ticks)
+    fleet = Fleet(arrivals_s, service, config, pods)
+    completions = Completions(fleet)
+    scraper = Scraper(completions.latency_ms, completions.queue_ms)
+    decide_s = driver.interval_s or spec.interval
     window_s = driver.metrics_window_s or spec.objective.window
+    bounds = _boundaries(end_s, config.scrape_interval_s, decide_s)
+    first_arrival = np.searchsorted(arrivals_s, bounds, side="left")
     timeline: list[tuple[float, int, int]] = []
     replica_seconds, actions = 0.0, 0
-    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        now = start * tick_s
-        if start % scrape_every == 0:
-            scraper.record(now, run.completed, run.rejected, run.queue)
-        if start % decide_every == 0:
+    for k in range(len(bounds) - 1):
+        now, until = float(bounds[k]), float(bounds[k + 1])
+        if _on_grid(now, config.scrape_interval_s):
+            completed = completions.collect(now)
+            in_servers = fleet.routed - fleet.rejected_count - completed
+            scraper.record(now, completed, fleet.rejected_count, in_servers)
+        if _on_grid(now, decide_s):
             replicas = pods.state(now)
             snapshot = scraper.snapshot(now, window_s, spec.objective.percentile)
             desired = spec.clamp(driver.decide(snapshot, replicas, spec, now).desired_replicas)
             if desired != replicas.current:
                 actions += 1
-                pods.scale_to(desired, now)
+                fleet.delete(pods.scale_to(desired, now), now)
             timeline.append((now, replicas.ready, desired))
-        replica_seconds += pods.scheduled * (end - start) * tick_s
-        _step(run, pods, per_tick, start, end, service, tick_s)
+        replica_seconds += pods.scheduled * (until - now)
+        fleet.serve(int(first_arrival[k]), int(first_arrival[k + 1]), until)
+    fleet.finish()
+    return _result(driver.name, fleet, timeline, replica_seconds + fleet.drain_seconds, actions)
+
+
+def _result(name: str, fleet: Fleet, timeline: list[tuple[float, int, int]],
+            replica_seconds: float, actions: int) -> RunResult:
+    queues, arrivals = fleet.queues, fleet.arrivals_s
+    admitted = ~fleet.rejected
+    latency_ms = (queues.finish_s[admitted] - arrivals[admitted]) * 1000.0
+    queue_ms = (queues.start_s[admitted] - arrivals[admitted]) * 1000.0
     return RunResult(
-        driver.name, arrivals_s, run.admitted_s[:run.admitted], run.latency_ms[:run.admitted],
-        run.queue_ms[:run.admitted],
-        np.concatenate(run.rejected_s) if run.rejected_s else np.empty(0),
+        name, arrivals, arrivals[admitted], latency_ms, queue_ms, arrivals[fleet.rejected],
         np.array([t for t, _, _ in timeline]), np.array([r for _, r, _ in timeline]),
         np.array([d for _, _, d in timeline]), replica_seconds, actions,
     )
-
-
-def _step(run: _Run, pods: Pods, per_tick: np.ndarray, start: int, end: int,
-          service: ServiceModel, tick_s: float) -> None:
-    now = start * tick_s
-    tick_starts = np.arange(start, end) * tick_s
-    ready = pods.state(now).ready + np.searchsorted(
-        pods.ready_times_after(now), tick_starts, side="right")
-    arrivals = per_tick[start:end]
-    path, rejected = advance(run.queue, arrivals, ready.astype(np.float64), service, tick_s)
-    previous = np.concatenate(([run.queue], path[:-1]))
-    departures = np.maximum(previous + arrivals - rejected - path, 0.0)
-    cumulative = run.departed + np.cumsum(departures)
-    run.admit(start, end, rejected)
-    rate = _smoothed_rate(run, departures, ready, tick_s)
-    run.complete(start, cumulative, departures, service.latency_ms(rate), tick_s)
-    run.queue, run.departed = float(path[-1]), float(cumulative[-1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,39 @@ def write_plot(path: Path, runs: list[RunResult], oracle: OracleSchedule, slo_ms
     latency.set_xlabel("hours")
     latency.legend(loc="upper left", ncol=6)
     fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_pareto(path: Path, document: dict[str, Any], title: str) -> None:
+    """Replica-hours against windows meeting the objective: one point per policy (tuned
+    variants hollow), the oracle, and the lower bound as a line no schedule can pass."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for name, row in document["policies"].items():
+        tuned = name.endswith("-tuned")
+        ax.scatter(row["replica_hours"], 100.0 * row["windows_meeting_objective"], s=60,
+                   marker="o", facecolors="none" if tuned else None,
+                   edgecolors="C0" if tuned else None, color=None if tuned else "C0")
+        ax.annotate(name, (row["replica_hours"], 100.0 * row["windows_meeting_objective"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=8)
+    oracle = document["oracle"]
+    ax.scatter(oracle["replica_hours"], 100.0 * oracle["windows_meeting_objective"], s=140,
+               marker="*", color="black", label="oracle (certified by replay)")
+    bound = document.get("lower_bound")
+    if bound is not None:
+        ax.axvline(bound["replica_hours"], color="red", ls="--", label="lower bound (proven)")
+    ax.set_xlabel("replica-hours (GPU cost)")
+    ax.set_ylabel("windows meeting the objective (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

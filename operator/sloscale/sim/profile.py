@@ -1,4 +1,9 @@
-"""Profile the simulated replica like the runtime's profiler does: max rps at the objective."""
+"""Profile the simulated replica like the runtime's profiler does: max rps at the objective.
+
+One replica under a stationary Poisson load, as `sloscale runtime profile` measures one Triton
+server. Behind a random balancer each of N pods sees a Poisson load of its own, so one pod's
+capacity holds per pod at any N.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ import numpy as np
 
 from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot
 from sloscale.sim.engine import SimConfig, simulate
+from sloscale.sim.objective import MISSED_MS
+from sloscale.sim.objective import objective_ms as _objective_ms
 from sloscale.sim.service import ServiceModel
 
-PROFILE_REPLICAS = 4
-PROFILE_SECONDS = 300.0
+PROFILE_REPLICAS = 1
+PROFILE_SECONDS = 600.0
 
 
 @dataclass
@@ -39,15 +46,17 @@ def objective_ms(service: ServiceModel, rps_per_replica: float, spec: Autoscalin
                     maxReplicas=max(spec.maxReplicas, PROFILE_REPLICAS))
     run = simulate(arrivals, FixedReplicas(PROFILE_REPLICAS), fixed, service,
                    replace(config, drain_s=30.0))
-    latency = np.where(np.isfinite(run.latency_ms), run.latency_ms, 1e12)
-    percentile = spec.objective.percentile
-    return float(latency.mean() if percentile is None else np.percentile(latency, percentile))
+    latency = np.concatenate((run.latency_ms, np.full(len(run.rejected_s), MISSED_MS)))
+    return _objective_ms(latency, spec.objective)
 
 
 def profile_capacity(service: ServiceModel, spec: AutoscalingSpec, config: SimConfig) -> float:
     """Largest rps per replica whose objective latency stays within the target (bisection)."""
-    low, high = 0.0, service.capacity_at(spec.objective.targetMs)
-    for _ in range(10):
+    if service.zero_load_ms > spec.objective.targetMs:
+        raise ValueError(f"the SLO {spec.objective.targetMs:g} ms is below the service time at "
+                         f"zero load ({service.zero_load_ms:g} ms)")
+    low, high = 0.0, service.max_rps
+    for _ in range(12):
         middle = (low + high) / 2
         if objective_ms(service, middle, spec, config) <= spec.objective.targetMs:
             low = middle
