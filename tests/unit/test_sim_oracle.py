@@ -150,3 +150,15 @@ def test_compare_reports_a_certified_oracle_and_a_bound_below_it() -> None:
     assert oracle["windows_meeting_objective"] == 1.0
     assert 0 < bound["replica_hours"] <= oracle["replica_hours"]
     assert result.document["policies"]["keda"]["replica_hours_vs_oracle"] > 0
+
+
+def test_finer_buckets_never_cost_more() -> None:
+    """The bucket is only the decision granularity: a finer one may only save pod-seconds."""
+    arrivals, spec = _small_trace(5), _spec()
+    costs = []
+    for bucket_s in (20.0, 10.0, 5.0):
+        need = search_need(arrivals, 180.0, spec, SERVICE, seed=0, bucket_s=bucket_s)
+        oracle = certify(arrivals, need, spec, SERVICE, _config(), bucket_s=bucket_s)
+        assert window_verdicts(oracle.run, spec).all()
+        costs.append(oracle.run.replica_seconds)
+    assert costs[0] >= costs[1] >= costs[2]
