@@ -109,6 +109,13 @@ class Policy(Protocol):
     ) -> Decision: ...
 
 
+def objective_value(snapshot: Snapshot, spec: AutoscalingSpec) -> float | None:
+    """The latency the objective names: the percentile, or the mean."""
+    if spec.objective.latency == "mean":
+        return snapshot.latency_mean_ms
+    return snapshot.latency_ms
+
+
 def hold(replicas: ReplicaState, spec: AutoscalingSpec, reason: str) -> Decision:
     """Keep the current count (within bounds): what every policy does without data."""
     return Decision(spec.clamp(replicas.current), reason, {})

@@ -1,8 +1,11 @@
 """KEDA Prometheus scaler on request rate per replica (metricType AverageValue).
 
-KEDA turns the ScaledObject into an HPA on an External metric with an AverageValue target, so
+KEDA turns the ScaledObject into an HPA on an External metric with an AverageValue target
+(kedacore/keda pkg/scalers/prometheus_scaler.go GetMetricSpecForScaling; the default metricType
+in https://keda.sh/docs/2.16/reference/scaledobject-spec/#triggers), so
 `desired = ceil(rps / threshold)` (unless within the 10% tolerance of the current count) and the
-HPA behavior defaults apply unchanged; KEDA's own polling only matters for scaling from zero.
+HPA behavior defaults apply unchanged (hpa_controller); KEDA's own polling only matters for
+scaling from zero.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot, hold
-from sloscale.autoscale.policies.hpa import (
+from sloscale.autoscale.policies.hpa_controller import (
+    SYNC_PERIOD_S,
     HpaBehavior,
     HpaState,
     average_value_replicas,
@@ -27,7 +31,7 @@ class KedaPolicy:
     state: HpaState = field(default_factory=HpaState)
     name: str = "keda"
     metrics_window_s: float | None = None
-    interval_s: float | None = 15.0  # the controller's --horizontal-pod-autoscaler-sync-period
+    interval_s: float | None = SYNC_PERIOD_S
 
     def __post_init__(self) -> None:
         if self.threshold_rps <= 0:
