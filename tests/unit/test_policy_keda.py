@@ -1,12 +1,14 @@
-"""The `keda` baseline (request rate, metricType AverageValue) against cases worked by hand from
-the KEDA and Kubernetes documentation."""
+"""The KEDA baselines (`keda` on request rate, `keda-latency` on the objective's latency) against
+cases worked by hand from the KEDA and Kubernetes documentation."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
-from sloscale.autoscale.policies.keda import KedaPolicy
+from sloscale.autoscale.policies.keda import KedaLatencyPolicy, KedaPolicy
 
 SPEC = AutoscalingSpec(minReplicas=1, maxReplicas=100, objective=Objective("p95", 150.0))
 
@@ -36,11 +38,54 @@ def test_keda_by_hand(current: int, rps: float, earlier: list[tuple[float, int]]
     assert decision.desired_replicas == expected
 
 
+# metricType Value on the objective's p95, threshold = the SLO target (150 ms): the ratio
+# multiplies the READY count, ceil(ready * p95 / 150) outside the tolerance.
+@pytest.mark.parametrize(
+    ("replicas", "p95_ms", "rps", "expected"),
+    [
+        (ReplicaState(4, 4), 300.0, 50.0, 8),  # ratio 2: ceil(8), allowed by max(4 + 4, 8)
+        (ReplicaState(4, 4), 160.0, 50.0, 4),  # ratio 1.07: tolerance
+        (ReplicaState(4, 4), 75.0, 50.0, 2),  # ratio 0.5: first recommendation, taken
+        (ReplicaState(6, 3, starting=3), 300.0, 50.0, 6),  # ceil(2 * 3 ready) = 6: no more yet
+        (ReplicaState(2, 2), 900.0, 50.0, 6),  # ceil(12), rate-limited to max(2 + 4, 4)
+        (ReplicaState(5, 5), None, 0.0, 1),  # no requests: NaN reads 0 -> ceil(0), min 1
+        (ReplicaState(5, 5), None, None, 5),  # no scrape at all: hold
+    ],
+)
+def test_keda_latency_by_hand(replicas: ReplicaState, p95_ms: float | None, rps: float | None,
+                              expected: int) -> None:
+    snapshot = Snapshot(0.0, rps=rps, latency_ms=p95_ms, latency_mean_ms=p95_ms)
+    decision = KedaLatencyPolicy(threshold_ms=150.0).decide(snapshot, replicas, SPEC, 0.0)
+    assert decision.desired_replicas == expected
+
+
+def test_keda_latency_reads_the_objective_s_statistic() -> None:
+    mean_spec = AutoscalingSpec(maxReplicas=100, objective=Objective("mean", 100.0))
+    snapshot = Snapshot(0.0, rps=10.0, latency_mean_ms=200.0, latency_ms=900.0)
+    decision = KedaLatencyPolicy(threshold_ms=100.0).decide(snapshot, ReplicaState(3, 3),
+                                                             mean_spec, 0.0)
+    assert decision.details["usage_ratio"] == pytest.approx(2.0)
+    assert decision.desired_replicas == 6
+
+
+def test_keda_latency_scale_down_waits_for_the_window() -> None:
+    policy, current, seen = KedaLatencyPolicy(threshold_ms=150.0), 4, []
+    for now, p95_ms in [(0.0, 300.0), (15.0, 60.0), (299.0, 60.0), (301.0, 60.0)]:
+        snapshot = Snapshot(now, rps=50.0, latency_ms=p95_ms)
+        current = policy.decide(snapshot, ReplicaState(current, current), SPEC, now) \
+            .desired_replicas
+        seen.append(current)
+    # 4 -> 8, then p95 60 ms recommends ceil(0.4 * 8) = 4, held by the 8 of t=0 for 300 s.
+    assert seen == [8, 8, 8, 4]
+
+
 def test_keda_holds_without_a_rate() -> None:
     decision = KedaPolicy(threshold_rps=10.0).decide(Snapshot(0.0), ReplicaState(5, 5), SPEC, 0.0)
     assert decision.desired_replicas == 5 and "holding" in decision.reason
 
 
-def test_keda_rejects_bad_threshold() -> None:
-    with pytest.raises(ValueError, match="threshold_rps"):
-        KedaPolicy(threshold_rps=0.0)
+@pytest.mark.parametrize("make", [lambda: KedaPolicy(threshold_rps=0.0),
+                                  lambda: KedaLatencyPolicy(threshold_ms=-1.0)])
+def test_keda_rejects_bad_threshold(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        make()

@@ -12,11 +12,11 @@ from sloscale.autoscale.policies.base import (
     Snapshot,
 )
 from sloscale.autoscale.policies.hpa import HpaPolicy
-from sloscale.autoscale.policies.keda import KedaPolicy
+from sloscale.autoscale.policies.keda import KedaLatencyPolicy, KedaPolicy
 from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings
 from sloscale.autoscale.policies.slo import SloPolicy
 
-POLICY_NAMES = ("slo", "hpa", "keda", "kpa")
+POLICY_NAMES = ("slo", "hpa", "keda", "keda-latency", "kpa")
 
 # Baselines get thresholds the way their users set them: a share of the profiled capacity.
 BASELINE_UTILIZATION = 0.7
@@ -33,6 +33,9 @@ def make_policy(name: str, spec: AutoscalingSpec) -> Policy:
         if capacity is None:
             raise ValueError("policy keda needs spec.capacityRpsPerReplica for its threshold")
         return KedaPolicy(threshold_rps=capacity * BASELINE_UTILIZATION)
+    if name == "keda-latency":
+        # The threshold is the objective's target, as SLO-minded users set it.
+        return KedaLatencyPolicy(threshold_ms=spec.objective.targetMs)
     if name == "kpa":
         if capacity is None:
             raise ValueError("policy kpa needs spec.capacityRpsPerReplica for its target")
