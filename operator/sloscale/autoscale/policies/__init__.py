@@ -39,10 +39,13 @@ def make_policy(name: str, spec: AutoscalingSpec) -> Policy:
     if name == "kpa":
         if capacity is None:
             raise ValueError("policy kpa needs spec.capacityRpsPerReplica for its target")
-        # Little's law: in-flight requests per pod at the capacity and the target latency.
-        at_target = capacity * spec.objective.targetMs / 1000.0
-        return KpaPolicy(KpaSettings(target_concurrency=at_target,
-                                     target_utilization=BASELINE_UTILIZATION))
+        # The target a load test gives: in flight per pod at capacity (Little's law on the MEAN
+        # latency there; None: the policy estimates it); scale-down-delay covers a cold start.
+        mean_ms = spec.meanLatencyMsAtCapacity
+        return KpaPolicy(KpaSettings(
+            target_concurrency=None if mean_ms is None else capacity * mean_ms / 1000.0,
+            target_utilization=BASELINE_UTILIZATION, scale_down_delay_s=spec.coldStartSeconds,
+            capacity_rps=capacity))
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
 
 
