@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-POLICY_CHOICES = ("slo", "hpa", "keda", "kpa", "all")
+from sloscale.autoscale.policies import POLICY_NAMES, TUNED_NAMES
+
+# `all` runs POLICY_NAMES; a `<baseline>-tuned` runs with the value its grid run chose.
+POLICY_CHOICES = (*POLICY_NAMES, *TUNED_NAMES, "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +90,6 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sloscale.autoscale.policies import POLICY_NAMES
     from sloscale.sim.compare import compare
     from sloscale.sim.plot import write_plot
     from sloscale.sim.report import format_table

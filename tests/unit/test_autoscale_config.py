@@ -85,7 +85,7 @@ def test_capacity_profile_json() -> None:
 @pytest.mark.parametrize(
     ("policy_window_s", "objective_window_s", "expected_s"),
     [
-        (None, 60.0, 60.0),  # hpa, keda: the objective's window
+        (None, 60.0, 60.0),  # keda, keda-latency: the objective's window
         (30.0, 60.0, 30.0),  # slo: its own, as in the simulator
         (30.0, 10.0, 10.0),  # never longer than the objective (the user knows their scrapes)
         (2.0, 60.0, 30.0),  # kpa: at least two scrapes of the rendered ServiceMonitor
@@ -98,7 +98,9 @@ def test_rate_window(
     assert rate_window_s(policy_window_s, objective_window_s) == expected_s
 
 
-@pytest.mark.parametrize(("policy", "expected_s"), [("slo", 30.0), ("hpa", 120.0), ("kpa", 30.0)])
+# hpa: the 1m of NVIDIA's recording rule; keda: the objective's window.
+@pytest.mark.parametrize(("policy", "expected_s"),
+                         [("slo", 30.0), ("hpa", 60.0), ("keda", 120.0), ("kpa", 30.0)])
 def test_policy_rate_window_is_the_simulators(policy: str, expected_s: float) -> None:
     raw = {"policy": policy, "objective": {"targetMs": 100, "window": "2m"},
            "capacityProfile": {"maxRpsPerReplica": 10}}  # fmt: skip

@@ -1,134 +1,79 @@
-"""HPA and KEDA against cases worked by hand from the Kubernetes and KEDA documentation."""
+"""The `hpa` baseline: NVIDIA's queue:compute ratio per pod, worked by hand."""
 
 from __future__ import annotations
 
 import pytest
 
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
-from sloscale.autoscale.policies.hpa import (
-    HpaBehavior,
-    HpaPolicy,
-    HpaState,
-    average_value_replicas,
-    scale_down_limit,
-    scale_up_limit,
-    usage_ratio_replicas,
-)
-from sloscale.autoscale.policies.keda import KedaPolicy
+from sloscale.autoscale.policies.hpa import HpaPolicy, queue_compute_ratio
 
 SPEC = AutoscalingSpec(minReplicas=1, maxReplicas=100, objective=Objective("p95", 200.0))
 
 
-@pytest.mark.parametrize(
-    ("current", "ready", "ratio", "expected"),
-    [
-        (4, 4, 1.5, 6),  # ceil(4 * 1.5)
-        (4, 4, 1.05, 4),  # within the 10% tolerance
-        (4, 4, 0.91, 4),  # within the tolerance downwards
-        (4, 4, 0.5, 2),
-        (5, 3, 2.0, 6),  # uses ready pods, not the current count
-        (10, 10, 1.11, 12),  # ceil(11.1)
-    ],
-)
-def test_usage_ratio_replicas(current: int, ready: int, ratio: float, expected: int) -> None:
-    assert usage_ratio_replicas(current, ready, ratio) == expected
+def snap(rps: float | None, mean_ms: float | None = None, queue_ms: float | None = None,
+         time: float = 0.0) -> Snapshot:
+    return Snapshot(time, rps=rps, latency_mean_ms=mean_ms, queue_ms=queue_ms)
 
 
 @pytest.mark.parametrize(
-    ("current", "usage", "target", "expected"),
+    ("snapshot", "ready", "expected"),
     [
-        (2, 100.0, 10.0, 10),  # ceil(100 / 10)
-        (10, 105.0, 10.0, 10),  # ratio 1.05: tolerance keeps 10
-        (10, 120.0, 10.0, 12),
-        (4, 10.0, 10.0, 1),
+        (snap(40.0, 150.0, 50.0), 4, 0.5),  # 50 ms queued / 100 ms computing
+        (snap(40.0, 200.0, 100.0), 2, 1.0),  # the guide's target
+        (snap(40.0, 60.0, 0.0), 4, 0.0),
+        (snap(0.0), 4, 0.0),  # idle pods: counters did not move, 0 / clamp_min(0, 1)
+        (snap(None), 4, None),  # no scrape yet
+        (snap(40.0), 4, None),  # requests but no latency data
     ],
 )
-def test_average_value_replicas(current: int, usage: float, target: float, expected: int) -> None:
-    assert average_value_replicas(current, usage, target) == expected
+def test_queue_compute_ratio(snapshot: Snapshot, ready: int, expected: float | None) -> None:
+    assert queue_compute_ratio(snapshot, ready) == pytest.approx(expected)
+
+
+def test_a_request_that_only_queued_hits_the_rule_s_clamp() -> None:
+    # compute 0 ms: the rule divides by clamp_min(0, 1) us/s, the queue's us/s stays.
+    ratio = queue_compute_ratio(snap(10.0, 50.0, 50.0), 1)
+    assert ratio == pytest.approx(50.0 * 1000.0 * 10.0)
 
 
 @pytest.mark.parametrize(
-    ("current", "events_up", "expected"),
+    ("replicas", "ratio", "expected"),
     [
-        (2, [], 6),  # max(2 + 4 pods, 2 * 200%) = max(6, 4)
-        (10, [], 20),  # max(10 + 4, 10 * 200%) = 20
-        (8, [(95.0, 4)], 8),  # 4 added in the last 15 s: period start 4 -> max(8, 8)
+        (ReplicaState(2, 2), 3.0, 6),  # ceil(3 * 2), allowed by max(2 + 4, 2 * 2)
+        (ReplicaState(2, 2), 1.08, 2),  # tolerance
+        (ReplicaState(8, 8), 0.5, 4),  # first recommendation: nothing to stabilize on
+        # 4 pods still loading their model report no metric: on a scale-up they count 0, so
+        # (2 * 3) / 6 = 1.0 and the HPA waits for them instead of asking for 6 more.
+        (ReplicaState(6, 2, starting=4), 3.0, 6),
+        (ReplicaState(3, 0, starting=3), 3.0, 3),  # nobody reports: hold
     ],
 )
-def test_scale_up_limit(current: int, events_up: list[tuple[float, int]], expected: int) -> None:
-    state = HpaState(scale_up_events=events_up)
-    limit = scale_up_limit(current, HpaBehavior().scale_up, state, now=100.0)
-    assert limit == expected
-
-
-def test_scale_down_limit_percent_100_allows_min() -> None:
-    assert scale_down_limit(10, HpaBehavior().scale_down, HpaState(), now=0.0) == 0
-
-
-def _run(policy: HpaPolicy | KedaPolicy, steps: list[tuple[float, Snapshot, int]]) -> list[int]:
-    current, out = steps[0][2], []
-    for now, snapshot, _ in steps:
-        decision = policy.decide(snapshot, ReplicaState(current, current), SPEC, now)
-        current = decision.desired_replicas
-        out.append(current)
-    return out
+def test_hpa_decides_on_the_ratio(replicas: ReplicaState, ratio: float, expected: int) -> None:
+    snapshot = snap(10.0, 100.0 * (1 + ratio), 100.0 * ratio)  # compute 100 ms
+    decision = HpaPolicy().decide(snapshot, replicas, SPEC, 0.0)
+    assert decision.desired_replicas == expected
 
 
 def test_hpa_scale_up_is_rate_limited_then_scale_down_waits_300s() -> None:
-    high = Snapshot(0.0, rps=10.0, latency_ms=2000.0, latency_mean_ms=1000.0)
-    low = Snapshot(0.0, rps=10.0, latency_ms=50.0, latency_mean_ms=40.0)
-    steps = [(0.0, high, 2), (15.0, high, 0), (30.0, low, 0), (45.0, low, 0), (330.0, low, 0),
-             (345.0, low, 0)]
-    # 2 -> 6 (4 pods per 15 s) -> 12 (100% per 15 s); low latency then recommends fewer, but
-    # scale-down stabilization keeps the highest recommendation of the last 300 s.
-    result = _run(HpaPolicy(), steps)
-    assert result[:2] == [6, 12]
-    assert result[2] == 12 and result[3] == 12  # stabilization keeps the max of 300 s
-    assert result[4] < 12  # the high recommendations are older than 300 s now
+    policy, current, seen = HpaPolicy(), 2, []
+    high, low = snap(10.0, 500.0, 400.0), snap(10.0, 101.0, 1.0)  # ratio 4, then 0.01
+    for now, snapshot in [(0.0, high), (15.0, high), (30.0, low), (45.0, low), (310.0, low),
+                          (316.0, low)]:
+        current = policy.decide(snapshot, ReplicaState(current, current), SPEC, now) \
+            .desired_replicas
+        seen.append(current)
+    # 2 -> 6 (4 pods per 15 s) -> 12 (100% per 15 s; the recommendation was ceil(4 * 6) = 24);
+    # low ratios then recommend 1, but the 300 s window keeps the 24 of t=15 s (so 12 stays)
+    # until it is older than 300 s.
+    assert seen == [6, 12, 12, 12, 12, 1]
 
 
-def test_hpa_holds_without_latency() -> None:
-    decision = HpaPolicy().decide(Snapshot(0.0, rps=0.0), ReplicaState(5, 5), SPEC, 0.0)
+def test_hpa_holds_without_data() -> None:
+    decision = HpaPolicy().decide(snap(None), ReplicaState(5, 5), SPEC, 0.0)
     assert decision.desired_replicas == 5
     assert "holding" in decision.reason
 
 
-def test_keda_follows_rate_per_replica() -> None:
-    policy = KedaPolicy(threshold_rps=10.0)
-    decision = policy.decide(Snapshot(0.0, rps=55.0), ReplicaState(2, 2), SPEC, 0.0)
-    # ceil(55 / 10) = 6, allowed by max(2 + 4, 2 * 2) = 6
-    assert decision.desired_replicas == 6
-
-
-# KEDA's Prometheus scaler with metricType AverageValue becomes an HPA External metric:
-# desired = ceil(query result / threshold), kept when within the 10% tolerance of
-# current * threshold, then the HPA behavior defaults. Threshold 10 rps in every row.
-@pytest.mark.parametrize(
-    ("current", "rps", "earlier", "expected"),
-    [
-        (2, 100.0, [], 6),  # ceil(100 / 10) = 10, but scale-up allows max(2 + 4, 2 * 2) = 6
-        (10, 150.0, [], 15),  # ceil(15): max(10 + 4, 20) allows it
-        (10, 108.0, [], 10),  # 108 / 100 = 1.08: inside the tolerance
-        (10, 89.0, [], 9),  # 0.89: outside, ceil(8.9) = 9
-        (10, 30.0, [], 3),  # first recommendation: nothing older to stabilize on
-        (10, 30.0, [(-200.0, 10)], 10),  # a 10 recommended 200 s ago is inside the 300 s window
-        (10, 30.0, [(-301.0, 10)], 3),  # ... and 301 s ago it is not
-        (1, 0.0, [], 1),  # ceil(0) = 0, clamped to minReplicas
-    ],
-)
-def test_keda_by_hand(current: int, rps: float, earlier: list[tuple[float, int]],
-                      expected: int) -> None:
-    policy = KedaPolicy(threshold_rps=10.0)
-    policy.state.recommendations = list(earlier)
-    decision = policy.decide(Snapshot(0.0, rps=rps), ReplicaState(current, current), SPEC, 0.0)
-    assert decision.desired_replicas == expected
-
-
-def test_keda_holds_without_a_rate() -> None:
-    decision = KedaPolicy(threshold_rps=10.0).decide(Snapshot(0.0), ReplicaState(5, 5), SPEC, 0.0)
-    assert decision.desired_replicas == 5 and "holding" in decision.reason
-
-
-def test_keda_rejects_bad_threshold() -> None:
-    with pytest.raises(ValueError, match="threshold_rps"):
-        KedaPolicy(threshold_rps=0.0)
+def test_hpa_rejects_bad_target() -> None:
+    with pytest.raises(ValueError, match="target_ratio"):
+        HpaPolicy(target_ratio=0.0)

@@ -13,7 +13,8 @@ FORBIDDEN = ("kopf", "kubernetes", "prometheus_api_client", "requests", "urllib3
 OPERATOR = Path(__file__).resolve().parents[2] / "operator"
 
 
-@pytest.mark.parametrize("module", ["base", "slo", "hpa", "keda", "kpa"])
+@pytest.mark.parametrize("module", ["base", "slo", "hpa_controller", "hpa", "keda", "kpa",
+                                    "registry"])
 def test_policy_module_imports_nothing_impure(module: str) -> None:
     code = (f"import sys; import sloscale.autoscale.policies.{module}; "
             f"print(' '.join(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))")

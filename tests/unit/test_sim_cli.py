@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sloscale.autoscale.policies import POLICY_NAMES
 from sloscale.cli import main
 
 
@@ -32,7 +33,7 @@ def test_json_document(trace_csv: Path, tmp_path: Path, capsys: pytest.CaptureFi
     document = json.loads(capsys.readouterr().out)
     assert document["trace"]["requests"] > 80000
     assert document["oracle"]["replica_hours"] > 0
-    assert set(document["policies"]) == {"slo", "hpa", "keda", "kpa"}
+    assert set(document["policies"]) == set(POLICY_NAMES)
     for row in document["policies"].values():
         for key in ("requests_within_slo", "windows_meeting_objective"):
             assert 0.0 <= row[key] <= 1.0

@@ -11,39 +11,16 @@ from sloscale.autoscale.policies.base import (
     ScalingRules,
     Snapshot,
 )
-from sloscale.autoscale.policies.hpa import HpaPolicy
-from sloscale.autoscale.policies.keda import KedaPolicy
-from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings
-from sloscale.autoscale.policies.slo import SloPolicy
-
-POLICY_NAMES = ("slo", "hpa", "keda", "kpa")
-
-# Baselines get thresholds the way their users set them: a share of the profiled capacity.
-BASELINE_UTILIZATION = 0.7
-
-
-def make_policy(name: str, spec: AutoscalingSpec) -> Policy:
-    """A fresh policy (with fresh state) by name; baselines are tuned from the capacity profile."""
-    capacity = spec.capacityRpsPerReplica
-    if name == "slo":
-        return SloPolicy()
-    if name == "hpa":
-        return HpaPolicy()
-    if name == "keda":
-        if capacity is None:
-            raise ValueError("policy keda needs spec.capacityRpsPerReplica for its threshold")
-        return KedaPolicy(threshold_rps=capacity * BASELINE_UTILIZATION)
-    if name == "kpa":
-        if capacity is None:
-            raise ValueError("policy kpa needs spec.capacityRpsPerReplica for its target")
-        # Little's law: in-flight requests per pod at the capacity and the target latency.
-        at_target = capacity * spec.objective.targetMs / 1000.0
-        return KpaPolicy(KpaSettings(target_concurrency=at_target,
-                                     target_utilization=BASELINE_UTILIZATION))
-    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
-
+from sloscale.autoscale.policies.registry import (
+    POLICY_NAMES,
+    TUNED,
+    TUNED_NAMES,
+    TUNING,
+    Knob,
+    make_policy,
+)
 
 __all__ = [
-    "POLICY_NAMES", "AutoscalingSpec", "Decision", "Objective", "Policy", "ReplicaState",
-    "ScalingRules", "Snapshot", "make_policy",
+    "POLICY_NAMES", "TUNED", "TUNED_NAMES", "TUNING", "AutoscalingSpec", "Decision", "Knob",
+    "Objective", "Policy", "ReplicaState", "ScalingRules", "Snapshot", "make_policy",
 ]

@@ -45,6 +45,11 @@ class AutoscalingSpec:
     coldStartSeconds: float = 60.0  # noqa: N815
     # From the runtime's profiler: requests/s one replica serves with latency at the target.
     capacityRpsPerReplica: float | None = None  # noqa: N815
+    # The mean latency one replica shows at capacityRpsPerReplica (the profiler's load test, or
+    # the simulator's service model). Only `kpa` reads it: Little's law turns the pair into the
+    # requests one pod holds in flight at capacity, the target a Knative user sets. None: the
+    # policy estimates it from what it observes.
+    meanLatencyMsAtCapacity: float | None = None  # noqa: N815
 
     def __post_init__(self) -> None:
         if self.minReplicas < 0:
@@ -57,6 +62,10 @@ class AutoscalingSpec:
             raise ValueError(f"objective.targetMs must be > 0, got {self.objective.targetMs}")
         if self.interval <= 0:
             raise ValueError(f"interval must be > 0, got {self.interval}")
+        if self.meanLatencyMsAtCapacity is not None and self.meanLatencyMsAtCapacity <= 0:
+            raise ValueError(
+                f"meanLatencyMsAtCapacity must be > 0, got {self.meanLatencyMsAtCapacity}"
+            )
 
     def clamp(self, replicas: int) -> int:
         return max(self.minReplicas, min(self.maxReplicas, replicas))
@@ -107,6 +116,13 @@ class Policy(Protocol):
     def decide(
         self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec, now: float
     ) -> Decision: ...
+
+
+def objective_value(snapshot: Snapshot, spec: AutoscalingSpec) -> float | None:
+    """The latency the objective names: the percentile, or the mean."""
+    if spec.objective.latency == "mean":
+        return snapshot.latency_mean_ms
+    return snapshot.latency_ms
 
 
 def hold(replicas: ReplicaState, spec: AutoscalingSpec, reason: str) -> Decision:

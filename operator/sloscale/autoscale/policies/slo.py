@@ -19,8 +19,8 @@ from sloscale.autoscale.policies.base import (
     Snapshot,
     ceil_div,
     hold,
+    objective_value,
 )
-from sloscale.autoscale.policies.hpa import objective_value
 
 Samples = list[tuple[float, float]]
 

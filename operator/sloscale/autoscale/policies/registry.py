@@ -1,0 +1,107 @@
+"""Policies by name: our `slo`, the baselines as their documentation configures them, each
+baseline's main knob with the grid a benchmark tunes it over, and the `<name>-tuned` variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
+from sloscale.autoscale.policies.hpa import GUIDE_TARGET_RATIO, HpaPolicy
+from sloscale.autoscale.policies.keda import KedaLatencyPolicy, KedaPolicy
+from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings
+from sloscale.autoscale.policies.slo import SloPolicy
+
+# What the simulator compares: ours and each baseline as documented.
+POLICY_NAMES = ("slo", "hpa", "keda", "keda-latency", "kpa")
+TUNED_SUFFIX = "-tuned"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A baseline's main setting: `make_policy(base, spec, **{name: value})` overrides it."""
+
+    name: str
+    default: float  # the value the upstream documentation gives
+    grid: tuple[float, ...]  # what a tuning run tries (the default among them)
+    meaning: str
+
+
+# Grids span both sides of each default. hpa's reaches down to 0.03: where requests wait only
+# for the batch in progress, the ratio sits near the batching's share of latency and rises
+# only at saturation (Triton counts that wait as queue time, so its ratio starts higher).
+TUNING: dict[str, Knob] = {
+    "hpa": Knob("target_ratio", GUIDE_TARGET_RATIO, (0.03, 0.04, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+                "averageValue of triton:queue_compute:ratio per pod"),
+    # The usual utilization target: 70% of the profiled capacity per replica.
+    "keda": Knob("threshold_utilization", 0.7, (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                 "threshold (rps per replica) as a share of capacityRpsPerReplica"),
+    "keda-latency": Knob("threshold_fraction", 1.0, (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
+                         "threshold (ms) as a share of objective.targetMs"),
+    "kpa": Knob("target_utilization", 0.7, (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                "container-concurrency-target-percentage / 100"),
+}
+TUNED_NAMES = tuple(f"{base}{TUNED_SUFFIX}" for base in TUNING)
+# The best value of each baseline's knob, written by the benchmark after its grid run (and
+# committed with its report); `<base>-tuned` refuses to run until its entry is here.
+TUNED: dict[str, float] = {}
+
+
+def make_policy(name: str, spec: AutoscalingSpec, **overrides: float) -> Policy:
+    """A fresh policy (with fresh state) by name.
+
+    Baselines take their thresholds from the spec's capacity profile and objective; `overrides`
+    set a baseline's knob (TUNING[name].name) and then name the policy `name[knob=value]`, so
+    that the runs of a grid stay apart; `<base>-tuned` uses TUNED[base].
+    """
+    if name.endswith(TUNED_SUFFIX) and name in TUNED_NAMES:
+        base = name.removesuffix(TUNED_SUFFIX)
+        if overrides:
+            raise ValueError(f"{name} takes its value from TUNED; pass overrides to {base}")
+        if base not in TUNED:
+            raise ValueError(f"{name}: no tuned {TUNING[base].name} yet (TUNED has no {base!r});"
+                             f" run the benchmark's grid first")
+        return _build(base, spec, TUNED[base], name)
+    if name == "slo":
+        if overrides:
+            raise ValueError(f"policy slo has no knob to override, got {sorted(overrides)}")
+        return SloPolicy()
+    knob = TUNING.get(name)
+    if knob is None:
+        raise ValueError(f"unknown policy {name!r}; choose one of "
+                         f"{', '.join(POLICY_NAMES + TUNED_NAMES)}")
+    unknown = set(overrides) - {knob.name}
+    if unknown:
+        raise ValueError(f"policy {name} takes only {knob.name}, got {sorted(unknown)}")
+    if knob.name in overrides:
+        value = overrides[knob.name]
+        return _build(name, spec, value, f"{name}[{knob.name}={value:g}]")
+    return _build(name, spec, knob.default, name)
+
+
+def _capacity(spec: AutoscalingSpec, name: str) -> float:
+    if spec.capacityRpsPerReplica is None:
+        raise ValueError(f"policy {name} needs spec.capacityRpsPerReplica")
+    return spec.capacityRpsPerReplica
+
+
+def _build(base: str, spec: AutoscalingSpec, value: float, name: str) -> Policy:
+    if base == "hpa":
+        return HpaPolicy(target_ratio=value, name=name)
+    if base == "keda":
+        return KedaPolicy(threshold_rps=_capacity(spec, base) * value, name=name)
+    if base == "keda-latency":
+        return KedaLatencyPolicy(threshold_ms=spec.objective.targetMs * value, name=name)
+    return KpaPolicy(kpa_settings(spec, value), name=name)
+
+
+def kpa_settings(spec: AutoscalingSpec, target_utilization: float) -> KpaSettings:
+    """The KPA as a user with a load test sets it: target = the in-flight requests one pod
+    holds at capacity (capacity x mean latency there), scale-down-delay = the cold start."""
+    capacity = _capacity(spec, "kpa")
+    mean_ms = spec.meanLatencyMsAtCapacity
+    return KpaSettings(
+        target_concurrency=None if mean_ms is None else capacity * mean_ms / 1000.0,
+        target_utilization=target_utilization,
+        scale_down_delay_s=spec.coldStartSeconds,
+        capacity_rps=capacity,
+    )
