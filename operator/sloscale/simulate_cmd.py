@@ -11,7 +11,7 @@ from typing import Any
 from sloscale.autoscale.policies import POLICY_NAMES, TUNED_NAMES
 
 # `all` runs POLICY_NAMES; a `<baseline>-tuned` runs with the value its grid run chose.
-POLICY_CHOICES = (*POLICY_NAMES, *TUNED_NAMES, "all")
+POLICY_CHOICES = (*POLICY_NAMES, *TUNED_NAMES, "all", "all-tuned")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     from sloscale.autoscale.policies import AutoscalingSpec, Objective
     from sloscale.sim.cluster import ColdStart
     from sloscale.sim.engine import SimConfig
-    from sloscale.sim.profile import profile_capacity
+    from sloscale.sim.profile import profiled_spec
     from sloscale.sim.service import ServiceModel
     from sloscale.sim.traces import load_trace, stretch, tile
 
@@ -83,10 +83,11 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
                        scrape_interval_s=args.scrape_interval_s, gpu_budget=args.gpu_budget,
                        seed=args.seed, balancer=args.balancer)
     try:
-        capacity = args.capacity_rps or profile_capacity(service, spec, config)
+        spec = profiled_spec(service, replace(spec, capacityRpsPerReplica=args.capacity_rps),
+                             config)
     except ValueError as error:
         raise ValueError(f"--slo-ms: {error}") from None
-    return trace, replace(spec, capacityRpsPerReplica=capacity), service, config
+    return trace, spec, service, config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     except (TraceError, ValueError) as error:
         print(f"sloscale simulate: {error}", file=sys.stderr)
         return 2
-    policies = list(POLICY_NAMES) if args.policy == "all" else [args.policy]
+    policies = {"all": list(POLICY_NAMES), "all-tuned": [*POLICY_NAMES, *TUNED_NAMES]}.get(
+        args.policy, [args.policy])
     result = compare(trace, spec, service, config, policies, slo_profile=not args.no_profile)
     plot_path = Path(args.plot or f"{trace.name}-simulate.png")
     write_plot(plot_path, result.runs, result.oracle, args.slo_ms,

@@ -26,7 +26,7 @@ from sloscale.autoscale.policies.kpa import (
     scale,
 )
 from sloscale.sim.engine import SimConfig, simulate
-from sloscale.sim.profile import profile_capacity
+from sloscale.sim.profile import profiled_spec
 from sloscale.sim.service import ServiceModel
 
 SETTINGS = KpaSettings(target_concurrency=10.0, target_utilization=1.0)
@@ -170,9 +170,10 @@ def test_kpa_settles_on_a_constant_load(load_test: bool, replicas_worth: float) 
     spec = AutoscalingSpec(minReplicas=1, maxReplicas=60, objective=Objective("p95", 150.0),
                            coldStartSeconds=60.0)
     config = SimConfig(seed=4)
-    capacity = profile_capacity(service, spec, config)
-    mean_ms = float(service.latency_ms(np.array([capacity]))[0]) if load_test else None
-    spec = replace(spec, capacityRpsPerReplica=capacity, meanLatencyMsAtCapacity=mean_ms)
+    spec = profiled_spec(service, spec, config)
+    if not load_test:
+        spec = replace(spec, meanLatencyMsAtCapacity=None)
+    capacity = spec.capacityRpsPerReplica or 0.0
     rate, duration_s = replicas_worth * capacity, 2400.0
     rng = np.random.default_rng(11)
     arrivals = np.cumsum(rng.exponential(1.0 / rate, int(rate * duration_s)))

@@ -13,6 +13,7 @@ from sloscale.autoscale.policies import (
     TUNING,
     AutoscalingSpec,
     Objective,
+    grid_names,
     make_policy,
 )
 from sloscale.autoscale.policies.hpa import HpaPolicy
@@ -27,7 +28,21 @@ SPEC = AutoscalingSpec(objective=Objective("p95", 150.0), coldStartSeconds=60.0,
 def test_names() -> None:
     assert POLICY_NAMES == ("slo", "hpa", "keda", "keda-latency", "kpa")
     assert TUNED_NAMES == ("hpa-tuned", "keda-tuned", "keda-latency-tuned", "kpa-tuned")
-    assert set(POLICY_CHOICES) == {*POLICY_NAMES, *TUNED_NAMES, "all"}
+    assert set(POLICY_CHOICES) == {*POLICY_NAMES, *TUNED_NAMES, "all", "all-tuned"}
+
+
+@pytest.mark.parametrize("base", list(TUNING))
+def test_every_baseline_has_a_tuned_value_from_its_grid(base: str) -> None:
+    assert TUNED[base] in TUNING[base].grid
+
+
+def test_a_grid_name_builds_that_setting() -> None:
+    names = grid_names("keda")
+    assert names[0] == "keda[threshold_utilization=0.4]"
+    policy = make_policy(names[0], SPEC)
+    assert isinstance(policy, KedaPolicy) and policy.threshold_rps == pytest.approx(8.0)
+    with pytest.raises(ValueError, match="not a number"):
+        make_policy("keda[threshold_utilization=lots]", SPEC)
 
 
 @pytest.mark.parametrize("base", list(TUNING))
@@ -78,6 +93,12 @@ def test_kpa_override_sets_the_target_utilization() -> None:
     assert isinstance(policy, KpaPolicy) and policy.settings.target_utilization == 0.9
 
 
+def test_a_tuned_variant_needs_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(TUNED, "kpa")
+    with pytest.raises(ValueError, match="no tuned"):
+        make_policy("kpa-tuned", SPEC)
+
+
 def test_tuned_variants_read_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(TUNED, "keda", 0.85)
     policy = make_policy("keda-tuned", SPEC)
@@ -88,7 +109,6 @@ def test_tuned_variants_read_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("name", "spec", "overrides", "message"),
     [
-        ("kpa-tuned", SPEC, {}, "no tuned"),
         ("keda-tuned", SPEC, {"threshold_utilization": 0.8}, "takes its value from TUNED"),
         ("keda", SPEC, {"target_ratio": 0.8}, "takes only threshold_utilization"),
         ("slo", SPEC, {"target_ratio": 0.8}, "no knob"),

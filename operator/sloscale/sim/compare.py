@@ -15,7 +15,7 @@ from sloscale.autoscale.policies.base import AutoscalingSpec
 from sloscale.sim.bound import lower_bound_replica_seconds
 from sloscale.sim.engine import RunResult, SimConfig, simulate
 from sloscale.sim.oracle import BUCKET_S, OracleSchedule, certify, initial_ready, search_need
-from sloscale.sim.profile import profile_capacity
+from sloscale.sim.profile import profiled_spec
 from sloscale.sim.report import score
 from sloscale.sim.service import ServiceModel
 from sloscale.sim.traces import Trace
@@ -44,7 +44,9 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
     """
     report = progress or _progress
     started = time.monotonic()
-    capacity = spec.capacityRpsPerReplica or profile_capacity(service, spec, config)
+    if spec.capacityRpsPerReplica is None or spec.meanLatencyMsAtCapacity is None:
+        spec = profiled_spec(service, spec, config)
+    capacity = spec.capacityRpsPerReplica
     total = len(policies) + 2
     report(0, total, "oracle: search", started)
     need = search_need(trace.arrivals_s, trace.duration_s, spec, service, config.seed)

@@ -36,9 +36,10 @@ class FixedReplicas:
         return Decision(self.replicas, "fixed")
 
 
-def objective_ms(service: ServiceModel, rps_per_replica: float, spec: AutoscalingSpec,
-                 config: SimConfig) -> float:
-    """The objective's latency on a stationary Poisson load with a fixed replica count."""
+def _latencies_ms(service: ServiceModel, rps_per_replica: float, spec: AutoscalingSpec,
+                  config: SimConfig) -> np.ndarray:
+    """Per-request latency on a stationary Poisson load with a fixed replica count (rejected
+    requests as MISSED_MS)."""
     rng = np.random.default_rng(config.seed)
     rate = rps_per_replica * PROFILE_REPLICAS
     arrivals = np.cumsum(rng.exponential(1.0 / rate, int(rate * PROFILE_SECONDS)))
@@ -46,8 +47,22 @@ def objective_ms(service: ServiceModel, rps_per_replica: float, spec: Autoscalin
                     maxReplicas=max(spec.maxReplicas, PROFILE_REPLICAS))
     run = simulate(arrivals, FixedReplicas(PROFILE_REPLICAS), fixed, service,
                    replace(config, drain_s=30.0))
-    latency = np.concatenate((run.latency_ms, np.full(len(run.rejected_s), MISSED_MS)))
-    return _objective_ms(latency, spec.objective)
+    return np.concatenate((run.latency_ms, np.full(len(run.rejected_s), MISSED_MS)))
+
+
+def objective_ms(service: ServiceModel, rps_per_replica: float, spec: AutoscalingSpec,
+                 config: SimConfig) -> float:
+    """The objective's latency on a stationary Poisson load with a fixed replica count."""
+    return _objective_ms(_latencies_ms(service, rps_per_replica, spec, config), spec.objective)
+
+
+def profiled_spec(service: ServiceModel, spec: AutoscalingSpec, config: SimConfig
+                  ) -> AutoscalingSpec:
+    """`spec` with what a load test of one replica tells: its capacity at the objective
+    (unless the spec has one) and the mean latency at that load (the KPA's target needs it)."""
+    capacity = spec.capacityRpsPerReplica or profile_capacity(service, spec, config)
+    mean_ms = float(_latencies_ms(service, capacity, spec, config).mean())
+    return replace(spec, capacityRpsPerReplica=capacity, meanLatencyMsAtCapacity=mean_ms)
 
 
 def profile_capacity(service: ServiceModel, spec: AutoscalingSpec, config: SimConfig) -> float:

@@ -17,10 +17,12 @@ from sloscale.autoscale.policies.registry import (
     TUNED_NAMES,
     TUNING,
     Knob,
+    grid_names,
     make_policy,
 )
 
 __all__ = [
     "POLICY_NAMES", "TUNED", "TUNED_NAMES", "TUNING", "AutoscalingSpec", "Decision", "Knob",
-    "Objective", "Policy", "ReplicaState", "ScalingRules", "Snapshot", "make_policy",
+    "Objective", "Policy", "ReplicaState", "ScalingRules", "Snapshot", "grid_names",
+    "make_policy",
 ]

@@ -41,18 +41,41 @@ TUNING: dict[str, Knob] = {
                 "container-concurrency-target-percentage / 100"),
 }
 TUNED_NAMES = tuple(f"{base}{TUNED_SUFFIX}" for base in TUNING)
-# The best value of each baseline's knob, written by the benchmark after its grid run (and
-# committed with its report); `<base>-tuned` refuses to run until its entry is here.
-TUNED: dict[str, float] = {}
+# The best value of each baseline's knob, chosen by `make bench-autoscale`'s grid run (sim/tune.py
+# says how a user's choice is modelled; docs/benchmarks.md has the grid, 2026-12-02) and
+# copied here so that `sloscale simulate` runs the same variants; the benchmark says when its
+# grid no longer agrees.
+TUNED: dict[str, float] = {"hpa": 0.1, "keda": 0.4, "keda-latency": 0.6, "kpa": 0.3}
+
+
+def grid_names(base: str) -> list[str]:
+    """One name per value of the baseline's grid: `base[knob=value]`, as make_policy takes."""
+    knob = TUNING[base]
+    return [f"{base}[{knob.name}={value:g}]" for value in knob.grid]
+
+
+def _split(name: str) -> tuple[str, dict[str, float]]:
+    """`base[knob=value]` -> (base, {knob: value}); any other name -> (name, {})."""
+    if not (name.endswith("]") and "[" in name):
+        return name, {}
+    base, setting = name[:-1].split("[", 1)
+    knob, _, value = setting.partition("=")
+    try:
+        return base, {knob: float(value)}
+    except ValueError:
+        raise ValueError(f"policy {name!r}: {value!r} is not a number") from None
 
 
 def make_policy(name: str, spec: AutoscalingSpec, **overrides: float) -> Policy:
     """A fresh policy (with fresh state) by name.
 
     Baselines take their thresholds from the spec's capacity profile and objective; `overrides`
-    set a baseline's knob (TUNING[name].name) and then name the policy `name[knob=value]`, so
-    that the runs of a grid stay apart; `<base>-tuned` uses TUNED[base].
+    (or a name `base[knob=value]`) set a baseline's knob (TUNING[name].name) and then name the
+    policy `name[knob=value]`, so that the runs of a grid stay apart; `<base>-tuned` uses
+    TUNED[base].
     """
+    name, named = _split(name)
+    overrides = {**named, **overrides}
     if name.endswith(TUNED_SUFFIX) and name in TUNED_NAMES:
         base = name.removesuffix(TUNED_SUFFIX)
         if overrides:
