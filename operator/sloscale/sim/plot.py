@@ -64,9 +64,9 @@ def write_pareto(path: Path, document: dict[str, Any], title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, row in document["policies"].items():
         tuned = name.endswith("-tuned")
+        color = "C3" if name == "slo" else "C0"  # ours stands out
         ax.scatter(row["replica_hours"], 100.0 * row["windows_meeting_objective"], s=60,
-                   marker="o", facecolors="none" if tuned else None,
-                   edgecolors="C0" if tuned else None, color=None if tuned else "C0")
+                   marker="o", facecolors="none" if tuned else color, edgecolors=color)
         ax.annotate(name, (row["replica_hours"], 100.0 * row["windows_meeting_objective"]),
                     textcoords="offset points", xytext=(5, 4), fontsize=8)
     oracle = document["oracle"]
