@@ -17,6 +17,8 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 install: venv binaries system-deps tools ## install everything the project needs (Python deps, cluster binaries, checkov)
+	@[ "$$(command -v sloscale)" = "$(CURDIR)/bin/sloscale" ] || \
+	  echo "sloscale: bin/sloscale runs this clone; put it on your PATH with: export PATH=\"$(CURDIR)/bin:\$$PATH\""
 
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/pyenv.py ensure >/dev/null

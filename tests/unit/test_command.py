@@ -34,6 +34,17 @@ def test_the_operator_imports_nothing_from_the_extras() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_bin_sloscale_runs_this_clone_from_anywhere(tmp_path: Path) -> None:
+    """Story: after `make install`, `sloscale ...` works as the README writes it."""
+    link = tmp_path / "sloscale"
+    link.symlink_to(ROOT / "bin" / "sloscale")  # as in a folder on PATH
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([str(link), "run", "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: sloscale run")
+
+
 def test_a_missing_extra_is_named_with_its_install_line(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     command = types.ModuleType("needs_numpy")
