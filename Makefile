@@ -11,12 +11,12 @@ export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 TRACES ?= $(CURDIR)/examples/traces
 
-.PHONY: docs tools chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
+.PHONY: image image-tools docs tools chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-install: venv binaries system-deps tools ## install everything the project needs (Python deps, cluster binaries, checkov)
+install: venv binaries system-deps tools image-tools ## install everything the project needs (Python deps, cluster binaries, checkov, podman)
 	@[ "$$(command -v sloscale)" = "$(CURDIR)/bin/sloscale" ] || \
 	  echo "sloscale: bin/sloscale runs this clone; put it on your PATH with: export PATH=\"$(CURDIR)/bin:\$$PATH\""
 
@@ -90,6 +90,12 @@ bench-runtime: venv system-deps ## profile the example models with and without d
 	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/small_cnn.py:make_model --slo-ms 10
 	$(PY) -m sloscale_runtime.bench --out out/runtime-bench --model examples/models/wide_mlp.py:make_model --slo-ms 50 --levels 1,4,8,16,24,32,48
 
-chart: binaries ## copy crds/ into the Helm chart and lint it (helm lint --strict); see the README to build the image
+image: venv image-tools ## build the operator image (podman; Debian base cached), tag sloscale:<version>, save out/sloscale-<version>.oci.tar
+	@$(PY) -m hack.image build >/dev/null
+
+image-tools: venv # podman, runc and mmdebstrap (apt), for `make image`
+	@$(PY) -m hack.image tools
+
+chart: binaries ## copy crds/ into the Helm chart and lint it (helm lint --strict); `make image` builds the image it runs
 	cp crds/*.yaml charts/sloscale/crds/
 	$(shell $(PY) -m hack.localcluster build 2>/dev/null)/helm lint --strict charts/sloscale
