@@ -29,13 +29,13 @@ binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm and kubeconf
 demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster
 	$(PY) -m hack.demo
 
-test: install ## run the whole test suite (unit, integration, e2e on the local control plane)
+test: install image ## run the whole test suite (unit, integration, e2e on the local control plane)
 	$(PY) -m pytest -ra
 
 test-unit: venv ## run only the unit tests
 	$(PY) -m pytest -ra tests/unit
 
-test-e2e: install ## run only the e2e tests on the local control plane
+test-e2e: install image ## run only the e2e tests on the local control plane
 	$(PY) -m pytest -ra tests/e2e
 
 lint: venv ## ruff over the Python code
