@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from hack.localcluster.cluster import LocalCluster
+from sloscale.autoscale.policies import AutoscalingSpec, Objective
 from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
 from sloscale.emulator.load import poisson_arrivals
 from sloscale.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
 from sloscale.emulator.server import EmulatorServer, Registry
 from sloscale.emulator.service import EmulatedService
-from sloscale.autoscale.policies import AutoscalingSpec, Objective
 from sloscale.sim.engine import SimConfig
 from sloscale.sim.profile import profile_capacity
 from sloscale.sim.service import ServiceModel
