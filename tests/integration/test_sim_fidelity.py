@@ -3,6 +3,7 @@ of the fitted max throughput, the same send times replayed through the simulator
 
 User story: policies are tuned and compared in the simulator, so for a load Triton serves with
 some p50 and p95 the simulator must give the same, within 20 %, or the tuning is wrong.
+Method, measured figures and what the errors are made of: docs/sim-fidelity.md.
 """
 
 from __future__ import annotations
