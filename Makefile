@@ -71,14 +71,17 @@ golden: venv ## rewrite the rendering golden files (tests/unit/golden/) for revi
 bench-operator: install ## time the operator: N InferenceServices to Ready, drift repair latency
 	@$(PY) -m tests.e2e.bench_operator 20 5
 
-.PHONY: bench-autoscale bench-scale
-bench: bench-autoscale bench-operator bench-scale
+.PHONY: bench-autoscale bench-scale bench-fidelity
+bench: bench-autoscale bench-fidelity bench-operator bench-scale
 
 bench-scale: install ## 1,000 InferenceServices: tick cost, PromQL per tick, operator RSS, time to Ready
 	@$(PY) -m hack.bench_scale --services 1000 --rate 20
 
 bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, 24 h speed run
 	@$(PY) -m sloscale.sim.bench --traces $(TRACES) --out $(CURDIR)/.sloscale/bench
+
+bench-fidelity: venv system-deps ## the simulator against a real Triton: p50/p95 at 30/60/85 % load (writes .sloscale/bench-fidelity/)
+	@$(PY) -m sloscale.sim.fidelity_bench --out $(CURDIR)/.sloscale/bench-fidelity
 
 system-deps: venv ## install Prometheus (apt) and the pytriton wheel's tritonserver (cached)
 	@PYTHON=$(PY) bash hack/install-system-deps.sh

@@ -1,4 +1,5 @@
-"""Fixtures for integration tests: a real Triton serving the example CNN, a real Prometheus.
+"""Fixtures for integration tests: a real Triton serving the example CNN and the simulator's
+fidelity model, a real Prometheus.
 
 Nothing here skips: a missing binary fails the test with the command that installs it.
 """
@@ -12,6 +13,7 @@ import pytest
 from runtime_support import BATCHED, EXAMPLE, TRITON_LABELS, UNBATCHED
 
 from sloscale.devtools.prometheus import LocalPrometheus, PrometheusNotFound, scrape_config
+from sloscale.sim import fidelity_bench
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.errors import TritonError
 from sloscale_runtime.triton import TritonServer, find_triton_home
@@ -22,6 +24,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("repository")
     build(BuildOptions(EXAMPLE, (1, 3, 32, 32), BATCHED, out))
     build(BuildOptions(EXAMPLE, (1, 3, 32, 32), UNBATCHED, out, dynamic_batching=False))
+    build(fidelity_bench.build_options(out))
     return out
 
 
@@ -39,8 +42,10 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def prometheus(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus on loopback scraping the Triton fixture every second; yields its URL."""
     # Labelled as pod discovery would label an InferenceService's pod, which serves one
-    # model: the unbatched twin's series are dropped so the service's numbers are its own.
-    drop_twin = {"source_labels": ["model"], "regex": UNBATCHED, "action": "drop"}
+    # model: the other models' series (the unbatched twin, the fidelity model) are dropped so
+    # the service's numbers are its own.
+    drop_twin = {"source_labels": ["model"], "action": "drop",
+                 "regex": f"{UNBATCHED}|{fidelity_bench.MODEL_NAME}"}
     config = scrape_config(
         1, static_targets={"triton": [f"127.0.0.1:{triton.ports.metrics}"]},
         target_labels=TRITON_LABELS, metric_relabel_configs=[drop_twin],

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sloscale.cli import main
@@ -108,3 +110,67 @@ def test_cli_errors_name_the_cause(argv: list[str], code: int, message: str, tmp
     assert main(["runtime", *argv, *extra]) == code
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_poisson_arrivals_rate_and_bounds() -> None:
+    arrivals = loadgen.poisson_arrivals(200.0, 50.0, np.random.default_rng(0))
+    assert np.all(np.diff(arrivals) > 0) and arrivals[0] >= 0 and arrivals[-1] < 50.0
+    assert len(arrivals) == pytest.approx(10_000, rel=0.05)
+    with pytest.raises(ValueError, match="positive"):
+        loadgen.poisson_arrivals(0.0, 1.0, np.random.default_rng(0))
+
+
+class FakeTime:
+    """A clock that only moves when the sender sleeps, or when a response takes time."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_open_loop_sends_on_schedule_without_waiting_for_responses() -> None:
+    fake = FakeTime()
+    pending: list[Callable[[BaseException | None], None]] = []
+
+    def send(on_done: Callable[[BaseException | None], None]) -> None:
+        pending.append(on_done)
+        if len(pending) == 3:  # the server answers all three together, 50 ms after the last
+            fake.now += 0.05
+            for index, callback in enumerate(pending):
+                callback(ConnectionError("reset") if index == 1 else None)
+
+    result = loadgen.run_open_loop(send, np.array([0.0, 0.01, 0.03]), clock=fake.clock,
+                                   sleep=fake.sleep)
+    np.testing.assert_allclose(result.sent_s, [0.0, 0.01, 0.03])
+    np.testing.assert_allclose(result.latency_ms, [80.0, np.inf, 50.0])
+    assert (result.errors, result.first_error) == (1, "ConnectionError('reset')")
+    assert result.max_late_ms == pytest.approx(0.0, abs=1e-6)
+
+
+def test_open_loop_records_a_late_sender_and_unanswered_requests() -> None:
+    fake = FakeTime()
+
+    def slow_send(on_done: Callable[[BaseException | None], None]) -> None:
+        fake.now += 0.02  # each send blocks 20 ms: the second is sent 10 ms late
+        if fake.now < 100.03:
+            on_done(None)
+
+    result = loadgen.run_open_loop(slow_send, np.array([0.0, 0.01]), drain_timeout_s=0.01,
+                                   clock=fake.clock, sleep=fake.sleep)
+    np.testing.assert_allclose(result.sent_s, [0.0, 0.02])
+    assert result.max_late_ms == pytest.approx(10.0)
+    assert result.errors == 1 and result.first_error == "1 requests unanswered after 0.01 s"
+    assert np.isinf(result.latency_ms[1])
+
+
+def test_open_loop_counts_a_refused_send() -> None:
+    def refuse(on_done: Callable[[BaseException | None], None]) -> None:
+        raise OSError("no route")
+
+    result = loadgen.run_open_loop(refuse, np.array([0.0]), drain_timeout_s=1.0)
+    assert result.errors == 1 and result.first_error == "OSError('no route')"

@@ -1,0 +1,168 @@
+"""Fit a served model's batch service time (base_ms + per_item_ms * size) from Triton's stats.
+
+Triton's statistics extension (`GET v2/models/<m>/stats`) keeps, for every batch size it has
+executed, the executions and the nanoseconds spent in compute_input, compute_infer and
+compute_output: the time the model instance was busy with such a batch, free of the client,
+HTTP and queueing. Closed-loop load at a few concurrency levels makes the dynamic batcher form
+batches of many sizes out of single-item requests (the very batches a live load makes, with
+the backend's per-request work in them); a least-squares line over those executions is the
+simulator's ServiceModel. What a request spends outside the batcher (client, gRPC,
+Triton's request handling) is measured once, on isolated requests, as a per-request constant.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sloscale_runtime import loadgen
+from sloscale_runtime.errors import TritonError
+
+COMPUTE_PHASES = ("compute_input", "compute_infer", "compute_output")
+PROBE_LEVELS = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    size: int
+    executions: int
+    mean_ms: float  # busy time of one execution of this size
+
+
+@dataclass(frozen=True)
+class ServiceFit:
+    """The simulator's ServiceModel parameters, plus what the model leaves out."""
+
+    base_ms: float
+    per_item_ms: float
+    max_batch: int
+    max_queue_delay_ms: float
+    overhead_ms: float  # per request, outside the batcher: added to simulated latency
+    rms_residual_ms: float  # of the line over the fitted sizes
+    timings: tuple[BatchTiming, ...]
+
+    @property
+    def max_rps(self) -> float:
+        """One replica running full batches back to back."""
+        return 1000.0 * self.max_batch / (self.base_ms + self.per_item_ms * self.max_batch)
+
+
+def model_stats(stats: dict[str, Any], model: str) -> dict[str, Any]:
+    """This model's entry of a stats response (all its versions are served as one)."""
+    entries = [e for e in stats.get("model_stats", []) if e.get("name") == model]
+    if len(entries) != 1:
+        raise TritonError(f"statistics: expected one entry for {model!r}, got {len(entries)}")
+    return dict(entries[0])
+
+
+def batch_timings(before: dict[str, Any], after: dict[str, Any]) -> list[BatchTiming]:
+    """Executions and mean busy time per batch size between two snapshots of model_stats."""
+
+    def totals(entry: dict[str, Any]) -> dict[int, tuple[int, int]]:
+        result = {}
+        for batch in entry.get("batch_stats", []):
+            count = int(batch["compute_infer"]["count"])
+            ns = sum(int(batch[phase]["ns"]) for phase in COMPUTE_PHASES)
+            result[int(batch["batch_size"])] = (count, ns)
+        return result
+
+    start, end = totals(before), totals(after)
+    timings = []
+    for size in sorted(end):
+        count = end[size][0] - start.get(size, (0, 0))[0]
+        ns = end[size][1] - start.get(size, (0, 0))[1]
+        if count > 0:
+            timings.append(BatchTiming(size, count, ns / count / 1e6))
+    return timings
+
+
+def server_ms_per_request(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """Mean time a request spent queued or computing in the server between two snapshots."""
+    phases = ("queue", *COMPUTE_PHASES)
+    stats = before["inference_stats"], after["inference_stats"]
+    requests = int(stats[1]["success"]["count"]) - int(stats[0]["success"]["count"])
+    if requests <= 0:
+        raise TritonError("statistics: no successful request between the two snapshots")
+    ns = sum(int(stats[1][p]["ns"]) - int(stats[0][p]["ns"]) for p in phases)
+    return ns / requests / 1e6
+
+
+def fit_line(timings: list[BatchTiming]) -> tuple[float, float, float]:
+    """(base_ms, per_item_ms, rms residual per execution) by least squares over executions:
+    each size's mean weighs as many executions as it has, so a size run twice on a busy
+    moment moves the line less than one run a hundred times."""
+    sizes = np.array([t.size for t in timings], dtype=np.float64)
+    if len(set(sizes.tolist())) < 2:
+        raise ValueError(f"need batches of at least two sizes, got {[t.size for t in timings]}")
+    times = np.array([t.mean_ms for t in timings])
+    weights = np.sqrt(np.array([t.executions for t in timings], dtype=np.float64))
+    design = np.column_stack((np.ones_like(sizes), sizes))
+    (base, per_item), *_ = np.linalg.lstsq(design * weights[:, None], times * weights, rcond=None)
+    residual = times - (base + per_item * sizes)
+    rms = np.sqrt(np.sum(weights ** 2 * residual ** 2) / np.sum(weights ** 2))
+    return float(base), float(per_item), float(rms)
+
+
+def batching_limits(config: dict[str, Any]) -> tuple[int, float]:
+    """(max_batch, max_queue_delay_ms) from the model config as Triton reports it (JSON)."""
+    max_batch = int(config.get("max_batch_size", 0))
+    dynamic = config.get("dynamic_batching")
+    if max_batch < 1 or dynamic is None:
+        raise TritonError(f"model {config.get('name')!r} does not batch dynamically")
+    return max_batch, int(dynamic.get("max_queue_delay_microseconds", 0)) / 1000.0
+
+
+def read_stats(http_url: str, model: str) -> dict[str, Any]:
+    """The model's statistics from Triton's HTTP endpoint (HOST:PORT)."""
+    url = f"http://{http_url}/v2/models/{model}/stats"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return model_stats(json.loads(response.read()), model)
+    except OSError as error:
+        raise TritonError(f"{url}: {error}") from error
+
+
+def measure_overhead_ms(http_url: str, grpc_url: str, model: str, requests: int = 40,
+                        spacing_s: float = 0.1) -> float:
+    """Client-seen latency minus the server's queue + compute time, on requests sent one at a
+    time by the open-loop sender (so the same client path as the loads it is added to)."""
+    specs = loadgen.input_specs(loadgen.model_config("http", http_url, model))
+    send, close = loadgen.async_request_factory(grpc_url, model, specs)
+    try:
+        loadgen.run_open_loop(send, np.arange(5) * spacing_s)  # connection and first calls
+        before = read_stats(http_url, model)
+        result = loadgen.run_open_loop(send, np.arange(requests) * spacing_s)
+        after = read_stats(http_url, model)
+    finally:
+        close()
+    if result.errors:
+        raise TritonError(f"overhead probe: {result.errors} errors, first: {result.first_error}")
+    return float(np.mean(result.latency_ms)) - server_ms_per_request(before, after)
+
+
+def measure_service(
+    http_url: str, grpc_url: str, model: str, levels: tuple[int, ...] = PROBE_LEVELS,
+    step_s: float = 3.0, progress: Callable[[str], None] = lambda _: None,
+) -> ServiceFit:
+    """Fit the served model: closed-loop steps at `levels` (capped at max_batch) for the batch
+    service time, isolated requests for the per-request overhead, the config for the limits."""
+    config = loadgen.model_config("http", http_url, model)
+    max_batch, delay_ms = batching_limits(config)
+    make_request = loadgen.request_factory("http", http_url, model, loadgen.input_specs(config))
+    loadgen.run_step(make_request, 1, duration_s=0.5, warmup_s=0.0)  # warm the backend
+    before = read_stats(http_url, model)
+    for level in sorted({min(level, max_batch) for level in levels}):
+        step = loadgen.run_step(make_request, level, duration_s=step_s, warmup_s=0.0)
+        if step.errors:
+            raise TritonError(f"probe at concurrency {level}: {step.first_error}")
+        progress(f"probe c{level}: {len(step.latencies_ms)} requests")
+    timings = batch_timings(before, read_stats(http_url, model))
+    base_ms, per_item_ms, residual_ms = fit_line(timings)
+    overhead_ms = measure_overhead_ms(http_url, grpc_url, model)
+    return ServiceFit(base_ms, per_item_ms, max_batch, delay_ms, overhead_ms, residual_ms,
+                      tuple(timings))

@@ -1,0 +1,54 @@
+"""The simulator against a real Triton: one replica, open-loop Poisson loads at 30, 60 and 85 %
+of the fitted max throughput, the same send times replayed through the simulator.
+
+User story: policies are tuned and compared in the simulator, so for a load Triton serves with
+some p50 and p95 the simulator must give the same, within 20 %, or the tuning is wrong.
+Method, measured figures and what the errors are made of: docs/sim-fidelity.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sloscale.sim import fidelity, fidelity_bench
+from sloscale_runtime.fit import ServiceFit
+from sloscale_runtime.triton import TritonServer
+
+pytestmark = pytest.mark.integration
+TOLERANCE = 0.20
+Measured = tuple[ServiceFit, ServiceFit, list[fidelity.LevelComparison]]
+
+
+@pytest.fixture(scope="module")
+def measured(triton: TritonServer) -> Measured:
+    """Fit, then the three loads (about 70 s on two cores)."""
+    return fidelity_bench.measure(triton.ports.http_url, triton.ports.grpc_url,
+                                  fidelity_bench.MODEL_NAME)
+
+
+def describe(measured: Measured) -> str:
+    probe, fit, levels = measured
+    rows = "\n".join(fidelity.format_row(level) for level in levels)
+    return (f"\n{fidelity.format_fit('probe fit', probe)}\n{fidelity.format_fit('load fit', fit)}"
+            f"\n{fidelity.HEADER}\n{rows}")
+
+
+def test_the_fitted_line_describes_the_batches(measured: Measured) -> None:
+    probe, fit, _ = measured
+    for service in (probe, fit):
+        assert service.base_ms > 0 and service.per_item_ms > 0, describe(measured)
+        # A line that misses its own batches by more than a tenth of a full batch is no model.
+        full_batch_ms = service.base_ms + service.per_item_ms * service.max_batch
+        assert service.rms_residual_ms < 0.1 * full_batch_ms, describe(measured)
+    assert (probe.max_batch, probe.max_queue_delay_ms) == (16, 0.1)  # the builder's defaults
+    assert 0 < probe.overhead_ms < 10.0, describe(measured)
+
+
+@pytest.mark.parametrize("fraction", fidelity_bench.LOAD_FRACTIONS)
+def test_simulated_p50_and_p95_within_20_percent(measured: Measured, fraction: float) -> None:
+    _, _, levels = measured
+    level = next(level for level in levels if level.load_fraction == fraction)
+    assert level.errors == 0, describe(measured)
+    assert level.requests >= 500, describe(measured)
+    assert abs(level.p50_error) <= TOLERANCE, describe(measured)
+    assert abs(level.p95_error) <= TOLERANCE, describe(measured)

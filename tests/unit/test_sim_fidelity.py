@@ -1,0 +1,72 @@
+"""Replaying a measured load through the simulator: alignment, the load fit, the comparison."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sloscale.sim import fidelity
+from sloscale_runtime.fit import BatchTiming, ServiceFit
+from sloscale_runtime.loadgen import OpenLoopResult
+
+PROBE = ServiceFit(base_ms=20.0, per_item_ms=5.0, max_batch=16, max_queue_delay_ms=0.1,
+                   overhead_ms=1.5, rms_residual_ms=0.5, timings=())
+
+
+def line(size: int, executions: int, base_ms: float = 12.0, per_item_ms: float = 3.0
+         ) -> BatchTiming:
+    return BatchTiming(size, executions, base_ms + per_item_ms * size)
+
+
+def test_simulated_latency_keeps_the_callers_order_and_adds_the_overhead() -> None:
+    sent_s = np.random.default_rng(3).uniform(0, 20, 400)  # not sorted
+    without = fidelity.simulated_latency_ms(sent_s, replace(PROBE, overhead_ms=0.0))
+    with_overhead = fidelity.simulated_latency_ms(sent_s, PROBE)
+    assert np.all(np.isfinite(without)) and np.all(without > 0)
+    np.testing.assert_allclose(with_overhead - without, 1.5)
+    order = np.argsort(sent_s)
+    np.testing.assert_allclose(fidelity.simulated_latency_ms(sent_s[order], PROBE),
+                               with_overhead[order])
+
+
+def level_run(fraction: float, timings: list[BatchTiming]) -> fidelity.LevelRun:
+    sent_s = np.arange(0.0, 10.0, 0.05)
+    latency_ms = np.where(sent_s < 5.0, 30.0, 60.0)
+    result = OpenLoopResult(sent_s, latency_ms, 0, None, 2.0)
+    return fidelity.LevelRun(fraction, 20.0, result, timings, 0.25)
+
+
+def test_load_fit_pools_the_loads_batches() -> None:
+    runs = [level_run(0.3, [line(1, 300), line(2, 40)]),
+            level_run(0.85, [line(2, 10), line(8, 50), line(16, 80)])]
+    assert fidelity.pooled(runs)[1] == BatchTiming(2, 50, pytest.approx(18.0))
+    fit = fidelity.load_fit(PROBE, runs)
+    assert (fit.base_ms, fit.per_item_ms) == (pytest.approx(12.0), pytest.approx(3.0))
+    assert (fit.overhead_ms, fit.max_batch) == (PROBE.overhead_ms, PROBE.max_batch)
+    assert [t.size for t in fit.timings] == [1, 2, 8, 16]
+
+
+def test_server_batching_mean_size_and_busy_against_the_line() -> None:
+    fit = replace(PROBE, base_ms=12.0, per_item_ms=3.0)
+    slow = [BatchTiming(1, 10, 1.5 * 15.0), BatchTiming(4, 10, 1.5 * 24.0)]
+    mean_batch, busy = fidelity.server_batching(slow, fit)
+    assert (mean_batch, busy) == (pytest.approx(2.5), pytest.approx(1.5))
+    assert all(np.isnan(fidelity.server_batching([], fit)))
+
+
+def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
+    run = level_run(0.6, [line(1, 100), line(4, 30)])
+    fit = replace(PROBE, base_ms=12.0, per_item_ms=3.0)
+    level = fidelity.compare(run, fit, PROBE)
+    assert level.requests == 180  # sent at 1.0 s or later
+    assert (level.real_p50_ms, level.real_p95_ms) == (60.0, 60.0)  # 80 of 180 are at 30 ms
+    assert level.p50_error == pytest.approx(level.sim_p50_ms / 60.0 - 1.0)
+    assert (level.other_cores, level.max_late_ms, level.busy_vs_fit) == (0.25, 2.0, 1.0)
+    document = json.loads(fidelity.to_json(PROBE, fit, [replace(level, other_cores=np.nan)]))
+    assert document["levels"][0]["other_cores"] is None  # JSON has no NaN
+    assert document["load_fit"]["timings"] == [] and document["probe_fit"]["max_rps"] > 0
+    assert fidelity.format_row(level).split()[:5] == ["60%", "20.0", "180", "60.0",
+                                                      f"{level.sim_p50_ms:.1f}"]
