@@ -15,17 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from hack.localcluster.cluster import LocalCluster
+from sloscale.autoscale.policies.base import AutoscalingSpec, Objective
 from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
 from sloscale.emulator.load import poisson_arrivals
 from sloscale.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
 from sloscale.emulator.server import EmulatorServer, Registry
 from sloscale.emulator.service import EmulatedService
+from sloscale.sim.engine import SimConfig
+from sloscale.sim.profile import profile_capacity
 from sloscale.sim.service import ServiceModel
 from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
 
 SLO_MS = 250.0
 MODEL = ServiceModel()  # 40 ms + 20 ms/item, batches of 8: 40 rps per replica at most
-CAPACITY_RPS = MODEL.capacity_at(SLO_MS)
+# One pod profiled under Poisson load, as `sloscale runtime profile` measures one server.
+CAPACITY_RPS = profile_capacity(MODEL, AutoscalingSpec(objective=Objective("p95", SLO_MS)),
+                                SimConfig())
 
 
 def isvc(name: str, namespace: str, max_replicas: int = 10, gpus: int = 1) -> dict[str, Any]:
