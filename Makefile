@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 TRACES ?= $(CURDIR)/examples/traces
 
-.PHONY: image image-tools docs tools chart demo bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
+.PHONY: image image-tools docs tools chart demo fidelity bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ venv: ## create the cached Python environment with the project's dependencies
 binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm and kubeconform from Go modules
 	@$(PY) -m hack.localcluster build >/dev/null
 
-demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster
+demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster, in real time (about 13 minutes)
 	$(PY) -m hack.demo
+
+fidelity: install ## the closed loop and the simulator on the same two trace segments, side by side (about 17 minutes)
+	$(PY) -m hack.fidelity
 
 test: install image ## run the whole test suite (unit, integration, e2e on the local control plane)
 	$(PY) -m pytest -ra

@@ -26,8 +26,8 @@ class NodePool:
     gpu_product: str = "NVIDIA-H100-80GB-HBM3"
     gpu_memory_mib: int = 81559
     instance_type: str = "p5.48xlarge"
-    startup_delay_s: float = 2.0
-    startup_jitter_s: float = 0.0
+    startup_delay_s: float = 2.0  # pod scheduled -> Ready (a GPU pod's cold start) ...
+    startup_jitter_s: float = 0.0  # ... +- this, uniform
     pods_per_node: int = 110
 
 
@@ -84,6 +84,22 @@ def node_manifests(pool: NodePool) -> list[dict]:
     return nodes
 
 
+def _ready_delay(pool: NodePool) -> dict[str, int]:
+    """kwok's delay for `startup_delay_s +- startup_jitter_s`, uniform.
+
+    kwok draws uniformly between durationMilliseconds and jitterDurationMilliseconds, and
+    when the latter is the smaller it uses that alone: jitter is an upper bound, not a +-.
+    (Passing the +- as the bound made a 45 +- 15 s cold start 15 s, and 5 +- 0.5 s 0.5 s.)
+    """
+    low_s = max(0.0, pool.startup_delay_s - pool.startup_jitter_s)
+    delay = {"durationMilliseconds": int(low_s * 1000)}
+    if pool.startup_jitter_s:
+        delay["jitterDurationMilliseconds"] = int(
+            (pool.startup_delay_s + pool.startup_jitter_s) * 1000
+        )
+    return delay
+
+
 def stage_config(stage_dir: Path, pool: NodePool) -> str:
     """kwok's stages with the pod start-up delay set to the pool's simulated cold start.
 
@@ -96,8 +112,10 @@ def stage_config(stage_dir: Path, pool: NodePool) -> str:
         delay = stage["spec"].get("delay")
         if delay is not None and stage["spec"]["resourceRef"]["kind"] == "Pod":
             if stage["metadata"]["name"] == "pod-ready":
-                delay["durationMilliseconds"] = int(pool.startup_delay_s * 1000)
-                delay["jitterDurationMilliseconds"] = int(pool.startup_jitter_s * 1000)
+                delay.update(_ready_delay(pool))
+                if not pool.startup_jitter_s:
+                    delay.pop("jitterDurationMilliseconds", None)
+                delay.pop("jitterDurationFrom", None)
             else:
                 delay["durationMilliseconds"] = 0
                 delay.pop("jitterDurationMilliseconds", None)

@@ -28,7 +28,7 @@ def test_lone_request_waits_the_queue_delay_then_one_batch() -> None:
     replica.offer(1.0)
     assert replica.advance(1.001) == []  # still waiting for a batch to fill
     done = replica.advance(2.0)
-    assert done == pytest.approx([5.0 + 60.0])  # 5 ms delay + 40 + 20 x 1
+    assert done == [(1.0, pytest.approx(1.0 + 0.065))]  # 5 ms delay + 40 + 20 x 1
     assert (replica.counters.success, replica.counters.executions) == (1, 1)
 
 
@@ -38,7 +38,8 @@ def test_a_full_batch_goes_at_once() -> None:
         replica.offer(1.0 + i * 0.0001)
     done = replica.advance(2.0)
     assert len(done) == 8 and replica.counters.executions == 1
-    assert max(done) == pytest.approx(0.7 + 40 + 160, abs=0.01)
+    latency_ms = max((finish - arrival) * 1000.0 for arrival, finish in done)
+    assert latency_ms == pytest.approx(0.7 + 40 + 160, abs=0.01)
 
 
 def test_requests_are_conserved_and_batching_kicks_in_under_load() -> None:
@@ -63,14 +64,18 @@ def test_overload_builds_a_queue_and_latency_grows() -> None:
     )
 
 
-def test_no_ready_pod_rejects_and_removed_pods_lose_their_queue() -> None:
+def test_no_ready_pod_rejects_and_removed_pods_drain_their_queue() -> None:
     service = EmulatedService(MODEL)
     service.step(np.array([0.1, 0.2]), 0.3)
-    assert service.ledger.rejected == 2
+    assert service.ledger.rejected == 2 and service.ledger.rejected_at_s == [0.1, 0.2]
     service.set_ready_pods(["a"])
     service.step(np.array([0.4]), 0.4)
-    service.set_ready_pods([])
-    assert service.ledger.rejected == 3 and service.ledger.arrived == 3
+    service.set_ready_pods([])  # deleted with one request queued: it is served, not lost
+    assert service.waiting == 1
+    service.step(np.array([]), 1.0)
+    assert service.ledger.rejected == 2 and service.waiting == 0 and not service.draining
+    assert service.ledger.arrival_s == [0.4]
+    assert service.ledger.finished_at_s == [pytest.approx(0.4 + 0.065)]  # its batch, not the step
 
 
 def test_metrics_page_has_tritons_names_and_labels() -> None:

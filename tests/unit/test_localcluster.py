@@ -71,14 +71,22 @@ def test_stage_config_sets_startup_delay_and_makes_other_pod_stages_immediate(
             stage_config(tmp_path, NodePool(startup_delay_s=60, startup_jitter_s=5))
         )
     }
+    # kwok draws uniformly between the two (60 +- 5 s); the second is a bound, not a +-.
     assert out["pod-ready"]["spec"]["delay"] == {
-        "durationMilliseconds": 60000,
-        "jitterDurationMilliseconds": 5000,
+        "durationMilliseconds": 55000,
+        "jitterDurationMilliseconds": 65000,
     }
     assert out["pod-create"]["spec"]["delay"] == {"durationMilliseconds": 0}
     assert out["pod-delete"]["spec"]["delay"] == {"durationMilliseconds": 0}
     assert out["node-heartbeat"]["spec"]["delay"] == {"durationMilliseconds": 600000}
     assert "delay" not in out["node-initialize"]["spec"]
+
+
+def test_no_jitter_is_a_fixed_startup_delay(tmp_path: Path) -> None:
+    jittered = {"durationMilliseconds": 1000, "jitterDurationMilliseconds": 5000}
+    (tmp_path / "pod-ready.yaml").write_text(yaml.safe_dump(_stage("pod-ready", "Pod", jittered)))
+    ready = next(yaml.safe_load_all(stage_config(tmp_path, NodePool(startup_delay_s=30))))
+    assert ready["spec"]["delay"] == {"durationMilliseconds": 30000}
 
 
 def test_missing_go_names_the_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -226,3 +226,40 @@ def test_a_deleted_pod_drains_its_queue_and_is_paid_until_then() -> None:
     end_s = arrivals[-1] + 10.0
     paid_without_drain = 2 * 30.0 + 1 * (end_s - 30.0)
     assert run.replica_seconds > paid_without_drain + 5.0
+
+
+class Seen:
+    """A fixed policy that remembers the snapshots it was given."""
+
+    name, metrics_window_s, interval_s = "seen", None, None
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas, self.snapshots = replicas, []
+
+    def decide(self, snapshot, replicas, spec, now):  # noqa: ANN001, ANN201 - Driver protocol
+        self.snapshots.append((now, snapshot))
+        return Decision(self.replicas, "fixed")
+
+
+def test_the_loop_view_reads_older_scrapes_and_the_slowest_pods_summary() -> None:
+    """The operator's view (opt-in): metrics a lag late, and p95 as max over pods' summaries."""
+    arrivals = poisson(60.0, 120.0)
+    spec = replace(SPEC, minReplicas=6, interval=5.0)
+    ideal, loop = Seen(6), Seen(6)
+    config = SimConfig(scrape_interval_s=1.0, initial_replicas=6, drain_s=5.0)
+    simulate(arrivals, ideal, spec, SERVICE, config)
+    simulate(arrivals, loop, spec, SERVICE, replace(
+        config, metrics_lag_s=3.0, metrics_window_s=10.0, pod_summary_window_s=10.0))
+    for (now, seen), (_, plain) in zip(loop.snapshots[4:], ideal.snapshots[4:], strict=True):
+        assert seen.time == pytest.approx(now - 3.0)  # the newest scrape a lag ago
+        assert seen.latency_ms >= 0.8 * plain.latency_ms  # max over 6 pods: no lower than most
+    tails = [(s.latency_ms, p.latency_ms) for (_, s), (_, p) in zip(loop.snapshots[4:],
+                                                                      ideal.snapshots[4:],
+                                                                      strict=True)]
+    assert np.mean([s for s, _ in tails]) > np.mean([p for _, p in tails])
+
+
+def test_the_loop_view_is_off_by_default() -> None:
+    config = SimConfig()
+    assert (config.metrics_lag_s, config.metrics_window_s, config.pod_summary_window_s) == (
+        0.0, None, None)

@@ -37,8 +37,9 @@ class EmulatedReplica:
         self.queue.append(arrival_s)
         return True
 
-    def advance(self, now: float) -> list[float]:
-        """Dispatch the batches that start by `now`; return latencies (ms) completed by then.
+    def advance(self, now: float) -> list[tuple[float, float]]:
+        """Dispatch the batches that start by `now`; return (arrival s, finish s) of the
+        requests completed by then.
 
         Callers offer every arrival up to `now` first, so a dispatch time <= now is final.
         """
@@ -61,7 +62,7 @@ class EmulatedReplica:
             self.counters.executions += 1
         return self._complete(now)
 
-    def _complete(self, now: float) -> list[float]:
+    def _complete(self, now: float) -> list[tuple[float, float]]:
         done, still = [], []
         for finish, start, batch in self.in_flight:
             if finish > now:
@@ -71,7 +72,7 @@ class EmulatedReplica:
                 latency_ms = (finish - arrival) * 1000.0
                 queue_ms = (start - arrival) * 1000.0
                 self._count(finish, latency_ms, queue_ms, finish - start)
-                done.append(latency_ms)
+                done.append((arrival, finish))
         self.in_flight = still
         self.counters.pending = len(self.queue)
         self._summarise(now)
@@ -87,6 +88,11 @@ class EmulatedReplica:
         c.summary_count += 1
         c.summary_sum_us += latency_ms * 1000.0
         self.recent.append((finish, latency_ms, queue_ms))
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued or in a running batch."""
+        return len(self.queue) + sum(len(batch) for _, _, batch in self.in_flight)
 
     def _summarise(self, now: float) -> None:
         while self.recent and self.recent[0][0] < now - self.summary_window_s:

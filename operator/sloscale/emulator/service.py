@@ -17,8 +17,21 @@ class Ledger:
 
     arrived: int = 0
     rejected: int = 0  # queue full, or no Ready pod to take it
-    finished_at_s: list[float] = field(default_factory=list)
+    rejected_at_s: list[float] = field(default_factory=list)  # their arrival times
+    arrival_s: list[float] = field(default_factory=list)  # per served request, as below
+    finished_at_s: list[float] = field(default_factory=list)  # when its batch finished
     latency_ms: list[float] = field(default_factory=list)
+
+    def reject(self, arrivals_s: Iterable[float]) -> None:
+        arrivals = [float(t) for t in arrivals_s]
+        self.rejected += len(arrivals)
+        self.rejected_at_s += arrivals
+
+    def served(self, done: list[tuple[float, float]]) -> None:
+        for arrival, finish in done:
+            self.arrival_s.append(arrival)
+            self.finished_at_s.append(finish)
+            self.latency_ms.append((finish - arrival) * 1000.0)
 
 
 @dataclass
@@ -27,20 +40,22 @@ class EmulatedService:
     seed: int = 0
     summary_window_s: float = SUMMARY_WINDOW_S
     replicas: dict[str, EmulatedReplica] = field(default_factory=dict)
+    # Pods deleted with work left: out of the Service, they finish their queue (graceful
+    # termination), as the simulator's deleted pods do; their metrics are no longer scraped.
+    draining: list[EmulatedReplica] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
 
     def set_ready_pods(self, names: Iterable[str]) -> None:
-        """Pods that turned Ready join with empty queues; pods gone take their queue along
-        (their requests count as rejected, as clients of a killed pod see errors)."""
+        """Pods that turned Ready join with empty queues; pods gone leave the balancer and
+        drain what they hold."""
         wanted = set(names)
         for gone in [n for n in self.replicas if n not in wanted]:
             replica = self.replicas.pop(gone)
-            self.ledger.rejected += len(replica.queue) + sum(
-                len(b) for _, _, b in replica.in_flight
-            )
+            if replica.waiting:
+                self.draining.append(replica)
         for name in sorted(wanted - set(self.replicas)):
             self.replicas[name] = EmulatedReplica(self.model, self.summary_window_s)
 
@@ -49,19 +64,16 @@ class EmulatedService:
         names = sorted(self.replicas)
         self.ledger.arrived += len(arrivals_s)
         if not names:
-            self.ledger.rejected += len(arrivals_s)
-            return
-        picks = self._rng.integers(0, len(names), size=len(arrivals_s))
-        for arrival, pick in zip(arrivals_s, picks, strict=True):
-            if not self.replicas[names[pick]].offer(float(arrival)):
-                self.ledger.rejected += 1
-        for replica in self.replicas.values():
-            latencies = replica.advance(now)
-            self.ledger.latency_ms += latencies
-            self.ledger.finished_at_s += [now] * len(latencies)
+            self.ledger.reject(arrivals_s)
+        else:
+            picks = self._rng.integers(0, len(names), size=len(arrivals_s))
+            for arrival, pick in zip(arrivals_s, picks, strict=True):
+                if not self.replicas[names[pick]].offer(float(arrival)):
+                    self.ledger.reject([arrival])
+        for replica in [*self.replicas.values(), *self.draining]:
+            self.ledger.served(replica.advance(now))
+        self.draining = [replica for replica in self.draining if replica.waiting]
 
     @property
     def waiting(self) -> int:
-        return sum(
-            len(r.queue) + sum(len(b) for _, _, b in r.in_flight) for r in self.replicas.values()
-        )
+        return sum(replica.waiting for replica in [*self.replicas.values(), *self.draining])

@@ -9,7 +9,7 @@ batches that start within it are dispatched, and a scrape sees the requests fini
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -47,6 +47,15 @@ class SimConfig:
     initial_replicas: int = 0  # Ready at time 0 (at least minReplicas): a service already up
     seed: int = 0
     balancer: Balancer = "random"
+    # What the operator's loop sees, opt-in (None/0: the simulator's own, ideal view).
+    # A decision at t reads the scrapes up to t - metrics_lag_s (Prometheus' scrape, the
+    # emulator's step, the loop's tick); rates over metrics_window_s (the operator bounds the
+    # policy's window by the objective's); and the percentile as the operator's PromQL reads
+    # it: the largest of each pod's own summary over pod_summary_window_s (Triton's per-pod
+    # quantiles, max across pods), not the service's percentile.
+    metrics_lag_s: float = 0.0
+    metrics_window_s: float | None = None
+    pod_summary_window_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.balancer not in BALANCERS:
@@ -126,6 +135,8 @@ class Completions:
         self.fleet = fleet
         self.latency_ms = np.full(n, np.inf)
         self.queue_ms = np.full(n, np.inf)
+        self.finish_s = np.full(n, np.inf)  # in completion order, as latency_ms
+        self.pod = np.full(n, -1, dtype=np.int64)
         self.count = 0
         self.seen = 0  # log entries taken so far
         self.carry = np.empty(0, dtype=np.int64)  # dispatched, finishing after the last scrape
@@ -143,8 +154,20 @@ class Completions:
         end = self.count + len(done)
         self.latency_ms[self.count:end] = (queues.finish_s[done] - arrivals) * 1000.0
         self.queue_ms[self.count:end] = (queues.start_s[done] - arrivals) * 1000.0
+        self.finish_s[self.count:end] = queues.finish_s[done]
+        self.pod[self.count:end] = queues.pod_of[done]
         self.count = end
         return end
+
+    def max_pod_percentile(self, now: float, window_s: float, percentile: float) -> float | None:
+        """The largest per-pod percentile over requests finished in (now - window_s, now]."""
+        lo = int(np.searchsorted(self.finish_s[:self.count], now - window_s, side="right"))
+        hi = int(np.searchsorted(self.finish_s[:self.count], now, side="right"))
+        if hi <= lo:
+            return None
+        pods, latency = self.pod[lo:hi], self.latency_ms[lo:hi]
+        return max(float(np.percentile(latency[pods == pod], percentile))
+                   for pod in np.unique(pods))
 
 
 def _boundaries(end_s: float, scrape_s: float, decide_s: float) -> np.ndarray:
@@ -171,7 +194,7 @@ def simulate(
     completions = Completions(fleet)
     scraper = Scraper(completions.latency_ms, completions.queue_ms)
     decide_s = driver.interval_s or spec.interval
-    window_s = driver.metrics_window_s or spec.objective.window
+    window_s = config.metrics_window_s or driver.metrics_window_s or spec.objective.window
     bounds = _boundaries(end_s, config.scrape_interval_s, decide_s)
     first_arrival = np.searchsorted(arrivals_s, bounds, side="left")
     timeline: list[tuple[float, int, int]] = []
@@ -184,7 +207,7 @@ def simulate(
             scraper.record(now, completed, fleet.rejected_count, in_servers)
         if _on_grid(now, decide_s):
             replicas = pods.state(now)
-            snapshot = scraper.snapshot(now, window_s, spec.objective.percentile)
+            snapshot = _observe(scraper, completions, now, window_s, spec, config)
             desired = spec.clamp(driver.decide(snapshot, replicas, spec, now).desired_replicas)
             if desired != replicas.current:
                 actions += 1
@@ -194,6 +217,17 @@ def simulate(
         fleet.serve(int(first_arrival[k]), int(first_arrival[k + 1]), until)
     fleet.finish()
     return _result(driver.name, fleet, timeline, replica_seconds + fleet.drain_seconds, actions)
+
+
+def _observe(scraper: Scraper, completions: Completions, now: float, window_s: float,
+             spec: AutoscalingSpec, config: SimConfig) -> Snapshot:
+    """The snapshot a decision at `now` reads (see SimConfig for the operator's view)."""
+    snapshot = scraper.snapshot(now - config.metrics_lag_s, window_s, spec.objective.percentile)
+    percentile = spec.objective.percentile
+    if config.pod_summary_window_s is None or percentile is None or snapshot.rps is None:
+        return snapshot
+    tail = completions.max_pod_percentile(snapshot.time, config.pod_summary_window_s, percentile)
+    return replace(snapshot, latency_ms=tail)
 
 
 def _result(name: str, fleet: Fleet, timeline: list[tuple[float, int, int]],
