@@ -50,7 +50,7 @@ def _manifest(args: argparse.Namespace, namespace: str, name: str) -> dict:
             if doc and doc.get("kind") == "InferenceService":
                 return dict(doc)
         raise SystemExit(f"sloscale backtest: no InferenceService in {args.spec}")
-    from sloscale.controller.kube import Kube
+    from sloscale.kube.client import Kube
 
     found = Kube().get_inferenceservice(namespace, name)
     if found is None:

@@ -200,7 +200,8 @@ class AutoscalerLoop:
         if cached is not None and time.monotonic() - cached[0] < PROFILE_CACHE_S:
             text = cached[1]
         else:
-            text = self.kube.config_map_value(*cache_key)
+            data = self.kube.config_map(key.namespace, ref["name"])
+            text = None if data is None else data.get(ref["key"])
             self.profiles[cache_key] = (time.monotonic(), text)
         if text is None:
             log.warning("%s: capacity profile ConfigMap %s not found", key, ref["name"])
