@@ -137,7 +137,7 @@ def test_backtest_replays_a_real_range(prometheus_over_emulator, tmp_path: Path)
     assert code == 0
     assert png.stat().st_size > 10_000
     from sloscale.autoscale.backtest import ACTUAL_PODS_QUERY, replay
-    from sloscale.autoscale.config import policy_spec
+    from sloscale.autoscale.config import parse_autoscaling
     from sloscale.autoscale.metrics import PrometheusSource
 
     autoscaling = {
@@ -148,7 +148,7 @@ def test_backtest_replays_a_real_range(prometheus_over_emulator, tmp_path: Path)
     }
     source = PrometheusSource(prom.url, window_s=10)
     matrices = source.fetch_range(end - 4, end, 2, {"actual_pods": ACTUAL_PODS_QUERY})
-    rows = replay(matrices, ServiceKey("prod", "alpha"), policy_spec(autoscaling), 30)
+    rows = replay(matrices, ServiceKey("prod", "alpha"), parse_autoscaling(autoscaling), 30)
     assert len(rows) >= 2
     assert {r.actual for r in rows} == {2}  # the two emulated alpha pods
     # 48 rps at 7 rps a replica (KEDA threshold = 0.7 x capacity) wants ceil(48 / 7) = 7;

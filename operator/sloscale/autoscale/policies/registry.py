@@ -101,6 +101,24 @@ def make_policy(name: str, spec: AutoscalingSpec, **overrides: float) -> Policy:
     return _build(name, spec, knob.default, name)
 
 
+_CLASSES: dict[str, type] = {"slo": SloPolicy, "hpa": HpaPolicy, "keda": KedaPolicy,
+                             "keda-latency": KedaLatencyPolicy, "kpa": KpaPolicy}
+
+
+def metrics_window_s(name: str) -> float | None:
+    """The rate window the policy `name` reads its metrics over (None: the objective's), known
+    without building the policy (a keda without its capacity cannot be built)."""
+    base = _split(name)[0]
+    if base in TUNED_NAMES:
+        base = base.removesuffix(TUNED_SUFFIX)
+    policy = _CLASSES.get(base)
+    if policy is None:
+        raise ValueError(f"unknown policy {name!r}; choose one of "
+                         f"{', '.join(POLICY_NAMES + TUNED_NAMES)}")
+    window_s: float | None = policy.metrics_window_s  # type: ignore[attr-defined]
+    return window_s
+
+
 def _capacity(spec: AutoscalingSpec, name: str) -> float:
     if spec.capacityRpsPerReplica is None:
         raise ValueError(f"policy {name} needs spec.capacityRpsPerReplica")
