@@ -87,7 +87,7 @@ def test_batched_queries_give_each_services_numbers(prometheus_over_emulator) ->
     _wait_for_full_window(prom.url, 10)
     fetched = source.fetch(time.time())
     assert fetched.error is None
-    assert fetched.queries_run == 7  # one per metric, for every service at once
+    assert len(fetched.vectors) == 7  # one query per metric, for every service at once
 
     alpha = fetched.for_service(ServiceKey("prod", "alpha"), "p95", stale_after_s=30).snapshot
     beta = fetched.for_service(ServiceKey("prod", "beta"), "p99", stale_after_s=30).snapshot

@@ -70,7 +70,9 @@ class FakeKube:
                      outcome: TickOutcome, now: float) -> None:
         self.calls.append(("status", service["metadata"]["name"]))
         self.statuses[service["metadata"]["name"]] = {
-            "autoscaling": autoscaling, "conditions": [c.as_status() for c in outcome.conditions]}
+            "autoscaling": autoscaling,
+            "conditions": [{"type": c.type, "reason": c.reason, "message": c.message}
+                           for c in outcome.conditions]}
 
     def named(self, call: str) -> list[Any]:
         return [arg for kind, arg in self.calls if kind == call]
