@@ -14,7 +14,6 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sloscale.api import SERVICE_LABEL
@@ -26,13 +25,12 @@ from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
 from sloscale.autoscale.policies.slo import SloParams
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
+from sloscale.autoscale.status import autoscaling_status, needs_write
 from sloscale.autoscale.telemetry import AutoscalerMetrics
 from sloscale.autoscale.tick import TickOutcome, decide_tick, invalid_config
 
 log = logging.getLogger(__name__)
-DECISION_HISTORY = 10
 PROFILE_CACHE_S = 60.0
-STATUS_REFRESH_S = 60.0
 # Status and scale writes in flight at once per tick.
 WRITE_CONCURRENCY = 8
 # As long as the slo policy keeps below a schedulable ceiling after seeing Pending pods.
@@ -300,7 +298,7 @@ class AutoscalerLoop:
                 f"replicas {outcome.current_replicas} -> {outcome.desired_replicas}: "
                 f"{outcome.reason}",
             )
-        autoscaling = _status(service, outcome, metrics, now)
+        autoscaling = autoscaling_status(service, outcome, metrics, now)
         if needs_write(service, autoscaling, outcome, now):
             self.kube.write_status(service, autoscaling, outcome, now)
 
@@ -327,80 +325,6 @@ def next_due(due_at: float, interval_s: float, now: float) -> float:
     return following if following > now else now + interval_s
 
 
-def needs_write(
-    service: dict[str, Any], autoscaling: dict[str, Any], outcome: TickOutcome, now: float
-) -> bool:
-    """Skip status writes that would only refresh the observed numbers, up to a minute old.
-
-    With a thousand services a write per decision would be the loop's main cost; what an
-    SRE reads (decisions, conditions) is always written at once.
-    """
-    status = service.get("status") or {}
-    previous = status.get("autoscaling") or {}
-    if previous.get("desiredReplicas") != autoscaling["desiredReplicas"]:
-        return True
-    if previous.get("decisions") != autoscaling["decisions"]:
-        return True
-    seen = {c.get("type"): (c.get("status"), c.get("reason")) for c in status.get("conditions", [])}
-    for condition in outcome.conditions:
-        wanted = ("True" if condition.status else "False", condition.reason)
-        if seen.get(condition.type) != wanted:
-            return True
-    written = (previous.get("lastDecision") or {}).get("time")
-    return written is None or now - _parse_iso(written) >= STATUS_REFRESH_S
-
-
-def _parse_iso(text: str) -> float:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def _key(service: dict[str, Any]) -> ServiceKey:
     meta = service["metadata"]
     return ServiceKey(meta["namespace"], meta["name"])
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _status(
-    service: dict[str, Any], outcome: TickOutcome, metrics: ServiceMetrics, now: float
-) -> dict[str, Any]:
-    """status.autoscaling: what was seen, what was decided, and the last decisions."""
-    previous = (service.get("status") or {}).get("autoscaling") or {}
-    decision = {
-        "time": _iso(now),
-        "from": outcome.current_replicas,
-        "to": outcome.desired_replicas,
-        "reason": outcome.reason,
-        "applied": outcome.write,
-        "details": {k: v for k, v in outcome.details.items() if isinstance(v, int | float | str)},
-    }
-    history = list(previous.get("decisions") or [])
-    if outcome.desired_replicas != outcome.current_replicas or not history:
-        history = (history + [decision])[-DECISION_HISTORY:]
-    snapshot = metrics.snapshot
-    observed: dict[str, Any] = {"available": metrics.available, "reason": metrics.reason}
-    if snapshot is not None:
-        observed["time"] = _iso(snapshot.time)
-        observed.update(
-            {
-                k: v
-                for k, v in {
-                    "rps": snapshot.rps,
-                    "latencyMs": snapshot.latency_ms,
-                    "queueMs": snapshot.queue_ms,
-                    "pending": snapshot.pending,
-                }.items()
-                if v is not None
-            }
-        )
-    return {
-        "desiredReplicas": outcome.desired_replicas,
-        "observed": observed,
-        "lastDecision": decision,
-        "decisions": history,
-    }
