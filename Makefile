@@ -32,7 +32,7 @@ demo: install ## the main job: autoscaling a replayed trace on the local simulat
 fidelity: install ## the closed loop and the simulator on the same two trace segments, side by side (about 17 minutes)
 	$(PY) -m hack.fidelity
 
-test: install image ## run the whole test suite (unit, integration, e2e on the local control plane)
+test: install image lint ## lint (ruff, the import-layer contracts), then the whole test suite (unit, integration, e2e)
 	$(PY) -m pytest -ra
 
 test-unit: venv ## run only the unit tests
@@ -41,8 +41,9 @@ test-unit: venv ## run only the unit tests
 test-e2e: install image ## run only the e2e tests on the local control plane
 	$(PY) -m pytest -ra tests/e2e
 
-lint: venv ## ruff over the Python code
+lint: venv ## ruff over the Python code, and the import-layer contracts in pyproject.toml (lint-imports)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 cluster-up: install ## start the local control plane; prints `export KUBECONFIG=...`
 	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR)

@@ -189,7 +189,7 @@ class Demo:
             cluster = self.start_cluster()
             runner, prometheus_url = self.start_emulator_and_prometheus(cluster)
             self.start_operator(cluster, prometheus_url)
-            capacity = profile_capacity(ServiceModel(), AutoscalingSpec(
+            capacity = profile_capacity(ServiceModel(), AutoscalingSpec(maxReplicas=100,
                 objective=Objective("p95", self.args.slo_ms)), SimConfig())
             manifest = demo_service(self.args.slo_ms, 60.0 / COMPRESSION, capacity)
             (self.out / "inferenceservice.json").write_text(json.dumps(manifest, indent=2))

@@ -11,9 +11,6 @@ import yaml
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
-# Per-pod override of the simulated cold start, read by kwok's pod-ready stage: a Go
-# duration such as "45s". Pods without it get the cluster's default startup delay.
-STARTUP_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def _manifest(args: argparse.Namespace, namespace: str, name: str) -> dict:
             if doc and doc.get("kind") == "InferenceService":
                 return dict(doc)
         raise SystemExit(f"sloscale backtest: no InferenceService in {args.spec}")
-    from sloscale.controller.kube import Kube
+    from sloscale.kube.client import Kube
 
     found = Kube().get_inferenceservice(namespace, name)
     if found is None:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sloscale.autoscale.backtest import ACTUAL_PODS_QUERY, replay
     from sloscale.autoscale.backtest_report import plot, table
-    from sloscale.autoscale.config import policy_rate_window_s, policy_spec
+    from sloscale.autoscale.config import parse_autoscaling, policy_rate_window_s
     from sloscale.autoscale.metrics import PrometheusSource
     from sloscale.autoscale.promql import ServiceKey
 
@@ -75,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
     if end <= start:
         print("sloscale backtest: --to must be after --from", file=sys.stderr)
         return 2
-    spec = policy_spec(
-        (_manifest(args, namespace, name).get("spec") or {}).get("autoscaling") or {}
-    )
+    try:
+        spec = parse_autoscaling((_manifest(args, namespace, name).get("spec") or {})
+                                 .get("autoscaling"))
+    except ValueError as err:
+        print(f"sloscale backtest: {err}", file=sys.stderr)
+        return 2
     if args.policy:
         spec = dataclasses.replace(spec, policy=args.policy)
     source = PrometheusSource(args.prometheus, window_s=policy_rate_window_s(spec))

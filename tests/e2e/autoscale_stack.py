@@ -29,8 +29,8 @@ from tests.e2e.operator_process import ROOT, OperatorProcess, get_json, wait_for
 SLO_MS = 250.0
 MODEL = ServiceModel()  # 40 ms + 20 ms/item, batches of 8: 40 rps per replica at most
 # One emulated pod's rps at the p95 target, profiled as the runtime profiles one Triton.
-CAPACITY_RPS = profile_capacity(MODEL, AutoscalingSpec(objective=Objective("p95", SLO_MS)),
-                                SimConfig())
+CAPACITY_RPS = profile_capacity(
+    MODEL, AutoscalingSpec(maxReplicas=100, objective=Objective("p95", SLO_MS)), SimConfig())
 
 
 def isvc(name: str, namespace: str, max_replicas: int = 10, gpus: int = 1) -> dict[str, Any]:

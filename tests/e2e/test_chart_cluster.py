@@ -271,10 +271,7 @@ def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 # Granted for code paths this run may not reach, each named (kept short on purpose).
-# "May": a 409 on a status write depends on timing, so a run may or may not re-read.
 MAYBE_UNREACHED = {
-    ("serving.sloscale.io", "inferenceservices/status", "get"): "KubeAutoscalerClient."
-    "write_status re-reads after a 409 conflict",
     ("monitoring.coreos.com", "servicemonitors", "delete"): "reconcile._prune, with a "
     "template set that has no ServiceMonitor template",
 }

@@ -100,8 +100,8 @@ def test_converged_children_match_what_is_rendered(
     from kubernetes import config as kube_config
 
     from sloscale.controller.drift import drifted
-    from sloscale.controller.kube import Kube
     from sloscale.controller.reconcile import Settings, rendered_children
+    from sloscale.kube.client import Kube
     from sloscale.render.contract import load_package_templates
     from sloscale.render.values import DEFAULT_STORAGE_IMAGE
 
@@ -333,7 +333,7 @@ def test_autoscaler_lists_read_every_page(
     from kubernetes import config as kube_config
 
     from sloscale.autoscale import kube as autoscale_kube
-    from sloscale.controller.kube import Kube
+    from sloscale.kube.client import Kube
 
     monkeypatch.setattr(autoscale_kube, "LIST_PAGE", 1)
     listed = (get_json(cluster, "-n", NS, "inferenceservices") or {"items": []})["items"]
@@ -358,7 +358,7 @@ def test_autoscaler_informers_follow_the_api_server(
     from kubernetes import config as kube_config
 
     from sloscale.autoscale import kube as autoscale_kube
-    from sloscale.controller.kube import Kube
+    from sloscale.kube.client import Kube
 
     watcher = autoscale_kube.KubeAutoscalerClient(
         Kube(kube_config.new_client_from_config(str(cluster.kubeconfig))), [NS])

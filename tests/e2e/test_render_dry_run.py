@@ -15,8 +15,8 @@ from kubernetes import config
 
 from hack.localcluster.cluster import LocalCluster
 from sloscale.api.spec import SpecError, parse_spec
-from sloscale.controller.kube import Kube
-from sloscale.controller.reconcile import ApplyError
+from sloscale.kube.client import Kube
+from sloscale.kube.errors import ApplyError
 from sloscale.render.renderer import render_children
 from sloscale.render.templates import compile_templates, package_sources
 from sloscale.render.values import RenderOptions

@@ -101,10 +101,10 @@ def test_defaults_fill_every_level() -> None:
     assert parsed.replicas == 1
     assert parsed.runtime.image.startswith("nvcr.io/nvidia/tritonserver:")
     assert parsed.runtime.shm_size == "1Gi"
-    assert (parsed.autoscaling.mode, parsed.autoscaling.policy) == ("active", "slo")
-    assert (parsed.autoscaling.min_replicas, parsed.autoscaling.max_replicas) == (1, 8)
-    assert "scaleDown" not in parsed.autoscaling.raw  # unset: the policy's own rules
-    assert parsed.autoscaling.raw["objective"] == {"targetMs": 50, "latency": "p95",
+    assert (parsed.autoscaling["mode"], parsed.autoscaling["policy"]) == ("active", "slo")
+    assert (parsed.autoscaling["minReplicas"], parsed.autoscaling["maxReplicas"]) == (1, 8)
+    assert "scaleDown" not in parsed.autoscaling  # unset: the policy's own rules
+    assert parsed.autoscaling["objective"] == {"targetMs": 50, "latency": "p95",
                                                    "window": "1m"}
 
 

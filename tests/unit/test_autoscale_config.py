@@ -1,11 +1,16 @@
-"""spec.autoscaling as admitted by the CRD, read into the policies' spec."""
+"""spec.autoscaling parsed once: the CRD schema's defaults, then the typed spec."""
 
 from __future__ import annotations
 
 import pytest
 
-from sloscale.autoscale.config import duration_s, policy_rate_window_s, policy_spec, rate_window_s
-from sloscale.autoscale.policies import AutoscalingSpec
+from sloscale.autoscale.config import (
+    duration_s,
+    parse_autoscaling,
+    policy_rate_window_s,
+    rate_window_s,
+)
+from sloscale.autoscale.policies import AutoscalingSpec, Objective
 
 
 @pytest.mark.parametrize(
@@ -23,7 +28,7 @@ def test_bad_duration_names_the_value(text: str) -> None:
 
 
 def test_full_spec() -> None:
-    spec = policy_spec(
+    spec = parse_autoscaling(
         {
             "enabled": True,
             "mode": "active",
@@ -48,38 +53,54 @@ def test_full_spec() -> None:
     assert (spec.coldStartSeconds, spec.capacityRpsPerReplica) == (45.0, 120.5)
 
 
-def test_missing_fields_keep_policy_defaults() -> None:
-    spec = policy_spec({"enabled": True, "objective": {"targetMs": 100}})
-    assert spec.objective.targetMs == 100.0
-    assert spec.capacityRpsPerReplica is None
-    assert spec.minReplicas >= 0 and spec.maxReplicas >= spec.minReplicas
+def test_missing_fields_take_the_schemas_defaults() -> None:
+    spec = parse_autoscaling({"enabled": True, "objective": {"targetMs": 100}})
+    assert spec.objective == Objective("p95", 100.0, 60.0)
+    assert (spec.minReplicas, spec.maxReplicas, spec.policy, spec.interval, spec.mode) == (
+        1, 8, "slo", 15.0, "active")
+    assert spec.capacityRpsPerReplica is None and spec.capacityConfigMapRef is None
+
+
+def test_the_typed_specs_defaults_are_the_schemas() -> None:
+    """One set of defaults: what the simulator builds by hand is what the CRD admits."""
+    from sloscale.api.schema import autoscaling_schema
+
+    properties = autoscaling_schema()["properties"]
+    spec = AutoscalingSpec()
+    for field in ("minReplicas", "maxReplicas", "policy", "mode"):
+        assert getattr(spec, field) == properties[field]["default"], field
+    assert spec.interval == duration_s(properties["interval"]["default"])
+    objective = properties["objective"]["properties"]
+    assert spec.objective.latency == objective["latency"]["default"]
+    assert spec.objective.window == duration_s(objective["window"]["default"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [({"enabled": True}, "spec.autoscaling.objective: objective is required"),
+     ({"minReplicas": 5, "maxReplicas": 2}, "minReplicas must not exceed maxReplicas"),
+     ({"interval": "soon"}, "spec.autoscaling.interval"),
+     ({"policy": "magic"}, "spec.autoscaling.policy: must be one of")],
+)
+def test_settings_the_schema_refuses_name_the_field(raw: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_autoscaling(raw)
 
 
 def test_capacity_profile_json() -> None:
     import json
 
     from sloscale.autoscale.config import capacity_from_profile
-    from sloscale_runtime.capacity import SCHEMA
+    from tests.unit.capacity_profiles import capacity_profile
 
-    profile = {
-        "schema": SCHEMA,
-        "model": {"name": "m", "backend": "python", "max_batch_size": 8},
-        "hardware": {"kind": "cpu", "description": "test", "cpu_count": 2},
-        "batching": {"dynamic": True, "preferred_batch_sizes": [], "max_queue_delay_us": 100},
-        "load": {"protocol": "http", "mode": "concurrency", "batch_per_request": 1,
-                 "step_duration_s": 5},
-        "objective": {"percentile": 95, "slo_ms": 50},
-        "points": [],
-        "max_rps_at_target": 42.5,
-        "measured_at": "2026-11-22T07:00:00+00:00",
-    }  # fmt: skip
+    profile = capacity_profile(42.5)
     assert capacity_from_profile(json.dumps(profile)) == 42.5
     assert capacity_from_profile(json.dumps({**profile, "max_rps_at_target": None})) is None
     for bad in ("not json", json.dumps({**profile, "max_rps_at_target": -1}), "{}"):
         with pytest.raises(ValueError, match="cm/p"):
             capacity_from_profile(bad, "cm/p")
-    spec = policy_spec({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}}, 12.0)
-    assert spec.capacityRpsPerReplica == 12.0
+    spec = parse_autoscaling({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}})
+    assert (spec.capacityConfigMapRef, spec.capacityRpsPerReplica) == (("p", "k"), None)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +125,7 @@ def test_rate_window(
 def test_policy_rate_window_is_the_simulators(policy: str, expected_s: float) -> None:
     raw = {"policy": policy, "objective": {"targetMs": 100, "window": "2m"},
            "capacityProfile": {"maxRpsPerReplica": 10}}  # fmt: skip
-    assert policy_rate_window_s(policy_spec(raw)) == expected_s
+    assert policy_rate_window_s(parse_autoscaling(raw)) == expected_s
 
 
 def test_admitted_spec_without_step_rules_keeps_the_policys_own() -> None:
@@ -116,7 +137,6 @@ def test_admitted_spec_without_step_rules_keeps_the_policys_own() -> None:
             "autoscaling": {"enabled": True, "objective": {"targetMs": 100}},
         }
     )  # fmt: skip (the operator's twin of the apiserver's defaulting)
-    assert admitted.autoscaling is not None
-    spec = policy_spec(admitted.autoscaling.raw)
+    spec = parse_autoscaling(admitted.autoscaling)
     assert spec.scaleUp == AutoscalingSpec().scaleUp  # no CRD default caps a burst
     assert spec.scaleDown == AutoscalingSpec().scaleDown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sloscale.autoscale.backtest import replay, vectors_at
 from sloscale.autoscale.backtest_report import table
-from sloscale.autoscale.config import policy_spec
+from sloscale.autoscale.config import parse_autoscaling
 from sloscale.autoscale.promql import PROM_SERVICE_LABEL, ServiceKey
 
 KEY = ServiceKey("prod", "bert")
@@ -24,7 +24,7 @@ def test_vectors_regrouped_by_time_and_other_services_ignored() -> None:
 
 
 def test_replay_recommends_what_the_policy_would_have() -> None:
-    spec = policy_spec(
+    spec = parse_autoscaling(
         {
             "policy": "keda",
             "objective": {"targetMs": 200},
@@ -45,6 +45,6 @@ def test_replay_recommends_what_the_policy_would_have() -> None:
 
 
 def test_replay_holds_where_prometheus_had_nothing() -> None:
-    spec = policy_spec({"objective": {"targetMs": 200}})
+    spec = parse_autoscaling({"objective": {"targetMs": 200}})
     rows = replay({"actual_pods": _matrix([(0, "3")])}, KEY, spec, stale_after_s=45)
     assert (rows[0].recommended, rows[0].reason) == (3, "hold: NoSamples")

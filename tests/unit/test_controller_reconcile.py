@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from sloscale.controller.reconcile import (
-    STATUS_ATTEMPTS,
     RenderCache,
-    StatusConflict,
     apply_children,
     comparable,
     owns_replicas,
     repair_patch,
     write_status,
 )
+from sloscale.kube.errors import StatusConflict
+from sloscale.kube.status import STATUS_ATTEMPTS
 
 
 def managed(*entries: tuple[str, dict[str, Any]]) -> dict[str, Any]:

@@ -121,14 +121,15 @@ def test_policy_averages_samples_over_the_stable_window() -> None:
 
 
 def test_policy_holds_without_data() -> None:
-    decision = KpaPolicy().decide(Snapshot(0.0), ReplicaState(4, 4), AutoscalingSpec(), 0.0)
+    decision = KpaPolicy().decide(Snapshot(0.0), ReplicaState(4, 4),
+                                  AutoscalingSpec(maxReplicas=100), 0.0)
     assert decision.desired_replicas == 4
 
 
 def test_without_a_target_it_provisions_the_rate_until_it_has_an_estimate() -> None:
     policy = KpaPolicy(KpaSettings(target_concurrency=None, capacity_rps=10.0))
     overloaded = Snapshot(0.0, rps=100.0, latency_mean_ms=5000.0)  # 100 rps on one pod
-    decision = policy.decide(overloaded, ReplicaState(1, 1), AutoscalingSpec(), 0.0)
+    decision = policy.decide(overloaded, ReplicaState(1, 1), AutoscalingSpec(maxReplicas=100), 0.0)
     assert decision.desired_replicas == 10
 
 

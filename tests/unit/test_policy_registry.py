@@ -21,7 +21,7 @@ from sloscale.autoscale.policies.keda import KedaLatencyPolicy, KedaPolicy
 from sloscale.autoscale.policies.kpa import KpaPolicy
 from sloscale.simulate_cmd import POLICY_CHOICES
 
-SPEC = AutoscalingSpec(objective=Objective("p95", 150.0), coldStartSeconds=60.0,
+SPEC = AutoscalingSpec(maxReplicas=100, objective=Objective("p95", 150.0), coldStartSeconds=60.0,
                        capacityRpsPerReplica=20.0, meanLatencyMsAtCapacity=120.0)
 
 

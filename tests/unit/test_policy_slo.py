@@ -166,7 +166,8 @@ def test_learn_capacity(capacity: float | None, load: float, latency: float, bac
 
 
 def test_learns_capacity_without_a_profile() -> None:
-    spec = AutoscalingSpec(objective=Objective("p95", 200.0), capacityRpsPerReplica=None)
+    spec = AutoscalingSpec(maxReplicas=100, objective=Objective("p95", 200.0),
+                           capacityRpsPerReplica=None)
     policy = SloPolicy()
     policy.decide(snap(0.0, 50.0, latency_ms=100.0), ReplicaState(5, 5), spec, 0.0)
     policy.decide(snap(30.0, 50.0, latency_ms=100.0), ReplicaState(5, 5), spec, 30.0)

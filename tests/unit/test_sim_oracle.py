@@ -49,14 +49,14 @@ def test_schedule_by_hand(needed: list[int], cold_buckets: int, alive: list[int]
 )
 def test_requests_that_must_be_fast(requests: list[int], percentile: str,
                                     fast: list[int]) -> None:
-    spec = AutoscalingSpec(objective=Objective(percentile, 150.0))  # type: ignore[arg-type]
+    spec = AutoscalingSpec(maxReplicas=100, objective=Objective(percentile, 150.0))  # type: ignore[arg-type]
     assert must_meet(np.array(requests), spec).tolist() == fast
 
 
 def test_must_meet_is_necessary_and_tight() -> None:
     """Fewer fast requests than must_meet never meet p95, however close to the target the
     slow ones are; exactly must_meet can (the rest just above the target)."""
-    spec = AutoscalingSpec(objective=Objective("p95", 100.0))
+    spec = AutoscalingSpec(maxReplicas=100, objective=Objective("p95", 100.0))
     for n in range(1, 120):
         need = int(must_meet(np.array([n]), spec)[0])
         short = np.array([1.0] * (need - 1) + [100.001] * (n - need + 1))

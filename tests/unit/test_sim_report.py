@@ -9,7 +9,7 @@ from sloscale.autoscale.policies import AutoscalingSpec, Objective
 from sloscale.sim.engine import RunResult
 from sloscale.sim.report import pareto_dominates, score, windows_meeting_objective
 
-SPEC = AutoscalingSpec(objective=Objective("p95", 100.0))
+SPEC = AutoscalingSpec(maxReplicas=100, objective=Objective("p95", 100.0))
 
 
 def _run(admitted: list[float], latency: list[float], rejected: list[float]) -> RunResult:

@@ -30,10 +30,9 @@ creates the object needs `create` as well. */}}
 - apiGroups: ["serving.sloscale.io"]
   resources: ["inferenceservices"]
   verbs: ["get", "list", "watch", "patch"]
-# get: the autoscaler re-reads a status it lost a write race for (409).
 - apiGroups: ["serving.sloscale.io"]
   resources: ["inferenceservices/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]

@@ -77,15 +77,6 @@ def array(description: str, items: Schema, max_items: int = 256, **extra: Any) -
     }
 
 
-def string_map(description: str) -> Schema:
-    return {
-        "type": "object",
-        "description": description,
-        "additionalProperties": {"type": "string", "maxLength": 4096},
-        "maxProperties": 128,
-    }
-
-
 def free_object(description: str) -> Schema:
     """An object passed through to Kubernetes as is (validated by the pod's own API)."""
     return {"type": "object", "description": description,

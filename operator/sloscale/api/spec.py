@@ -54,24 +54,22 @@ class RuntimeSpec:
 
 
 @dataclass(frozen=True)
-class AutoscalingSpec:
-    """The CRD's autoscaling fields as written; the policy engine interprets them."""
-
-    enabled: bool
-    mode: str
-    min_replicas: int
-    max_replicas: int
-    policy: str
-    interval: str
-    raw: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class InferenceServiceSpec:
     model: ModelSpec
     runtime: RuntimeSpec
     replicas: int
-    autoscaling: AutoscalingSpec
+    # spec.autoscaling as admitted (defaults filled in). The autoscaler types it once
+    # (autoscale/config.py: parse_autoscaling); the renderer reads only these two fields.
+    autoscaling: dict[str, Any]
+
+    @property
+    def autoscaled(self) -> bool:
+        return bool(self.autoscaling["enabled"])
+
+    @property
+    def min_replicas(self) -> int:
+        """The fewest replicas the service runs: the autoscaler's floor, else spec.replicas."""
+        return int(self.autoscaling["minReplicas"]) if self.autoscaled else self.replicas
 
 
 def parse_spec(raw: Any) -> InferenceServiceSpec:
@@ -87,7 +85,7 @@ def parse_spec(raw: Any) -> InferenceServiceSpec:
         model=_model(spec["model"]),
         runtime=_runtime(spec["runtime"]),
         replicas=spec["replicas"],
-        autoscaling=_autoscaling(spec["autoscaling"]),
+        autoscaling=spec["autoscaling"],
     )
 
 
@@ -103,13 +101,13 @@ def _camel(snake: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _typed(cls: type[T], source: dict[str, Any], **fixed: Any) -> T:
+def _typed(cls: type[T], source: dict[str, Any]) -> T:
     """Build a spec dataclass from its camelCase fields (`startup_s` reads startupSeconds)."""
-    values = dict(fixed)
+    values = {}
     for item in fields(cls):  # type: ignore[arg-type]
         key = _camel(item.name.removesuffix("_s") + "_seconds") if item.name.endswith("_s") \
             else _camel(item.name)
-        if item.name not in values and key in source:
+        if key in source:
             values[item.name] = copy.copy(source[key])
     return cls(**values)
 
@@ -120,7 +118,3 @@ def _model(raw: dict[str, Any]) -> ModelSpec:
 
 def _runtime(raw: dict[str, Any]) -> RuntimeSpec:
     return _typed(RuntimeSpec, raw)
-
-
-def _autoscaling(raw: dict[str, Any]) -> AutoscalingSpec:
-    return _typed(AutoscalingSpec, raw, raw=raw)

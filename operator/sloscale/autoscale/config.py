@@ -1,11 +1,15 @@
-"""The CRD's spec.autoscaling (as admitted) to the policies' AutoscalingSpec (pure)."""
+"""The one parse of spec.autoscaling: the CRD schema's defaults, then the typed spec (pure)."""
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
-from sloscale.autoscale.policies import make_policy
+from sloscale.api.openapi import Schema
+from sloscale.api.schema import autoscaling_schema
+from sloscale.api.validate import apply_defaults, validate
+from sloscale.autoscale.policies import metrics_window_s
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective, ScalingRules
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -47,12 +51,8 @@ def rate_window_s(policy_window_s: float | None, objective_window_s: float) -> f
 
 
 def policy_rate_window_s(spec: AutoscalingSpec) -> float:
-    """rate_window_s for the policy `spec` selects (objective.window if it cannot be built)."""
-    try:
-        wanted = make_policy(spec.policy, spec).metrics_window_s
-    except ValueError:
-        wanted = None  # e.g. keda whose profile sits in a ConfigMap: the decision reports it
-    return rate_window_s(wanted, spec.objective.window)
+    """rate_window_s for the policy `spec` selects."""
+    return rate_window_s(metrics_window_s(spec.policy), spec.objective.window)
 
 
 def capacity_from_profile(profile_json: str, source: str = "profile") -> float | None:
@@ -66,27 +66,43 @@ def capacity_from_profile(profile_json: str, source: str = "profile") -> float |
     return from_json(profile_json, source=source).max_rps_at_target
 
 
-def policy_spec(raw: dict[str, Any], capacity_rps: float | None = None) -> AutoscalingSpec:
-    """Build the policy's view; fields the CRD left out keep the policy's own defaults.
+@cache
+def _schema() -> Schema:
+    return autoscaling_schema()
 
-    `capacity_rps` is the profile read from a ConfigMap (capacityProfile.configMapRef).
+
+def parse_autoscaling(raw: dict[str, Any] | None) -> AutoscalingSpec:
+    """spec.autoscaling as the API server admits it (the schema's defaults filled in), typed.
+
+    ValueError names every field the schema refuses. Fields the schema leaves without a
+    default (the step rules, coldStartSeconds) keep the policy's own. An inline
+    capacityProfile.maxRpsPerReplica is the capacity; a configMapRef is kept for the loop to
+    read (capacityRpsPerReplica stays None until it does).
     """
+    admitted = apply_defaults(_schema(), raw or {})
+    problems = validate(_schema(), admitted, "spec.autoscaling")
+    if problems:
+        raise ValueError("; ".join(problems))
     base = AutoscalingSpec()
-    objective_raw = raw.get("objective") or {}
+    objective_raw = admitted.get("objective") or {}
     objective = Objective(
         latency=objective_raw.get("latency", base.objective.latency),
         targetMs=float(objective_raw.get("targetMs", base.objective.targetMs)),
         window=duration_s(objective_raw.get("window", base.objective.window)),
     )
-    capacity = (raw.get("capacityProfile") or {}).get("maxRpsPerReplica", capacity_rps)
+    profile = admitted.get("capacityProfile") or {}
+    capacity = profile.get("maxRpsPerReplica")
+    ref = profile.get("configMapRef")
     return AutoscalingSpec(
-        minReplicas=int(raw.get("minReplicas", base.minReplicas)),
-        maxReplicas=int(raw.get("maxReplicas", base.maxReplicas)),
+        minReplicas=int(admitted["minReplicas"]),
+        maxReplicas=int(admitted["maxReplicas"]),
         objective=objective,
-        policy=str(raw.get("policy", base.policy)),
-        interval=duration_s(raw.get("interval", base.interval)),
-        scaleUp=_rules(raw.get("scaleUp"), base.scaleUp),
-        scaleDown=_rules(raw.get("scaleDown"), base.scaleDown),
-        coldStartSeconds=float(raw.get("coldStartSeconds", base.coldStartSeconds)),
+        policy=str(admitted["policy"]),
+        interval=duration_s(admitted["interval"]),
+        scaleUp=_rules(admitted.get("scaleUp"), base.scaleUp),
+        scaleDown=_rules(admitted.get("scaleDown"), base.scaleDown),
+        coldStartSeconds=float(admitted.get("coldStartSeconds", base.coldStartSeconds)),
         capacityRpsPerReplica=float(capacity) if capacity is not None else None,
+        mode=admitted["mode"],
+        capacityConfigMapRef=(ref["name"], ref["key"]) if ref else None,
     )

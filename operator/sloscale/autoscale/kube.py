@@ -1,4 +1,8 @@
-"""Kubernetes reads and writes the autoscaler loop needs (adapter), a constant number per tick."""
+"""Kubernetes reads and writes the autoscaler loop needs (adapter), a constant number per tick.
+
+The listing and the informers are the autoscaler's own; the writes go through the shared
+adapter (sloscale.kube): its client, its Events and its status write with conflict retry.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,17 @@ from fnmatch import fnmatch
 from functools import partial
 from typing import Any
 
-from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, PLURAL, VERSION
 from sloscale.api.status import merge_conditions
 from sloscale.autoscale import actuator
 from sloscale.autoscale.informer import READ_TIMEOUT_S, WATCH_S, Informer, list_all
 from sloscale.autoscale.promql import ServiceKey
 from sloscale.autoscale.replicas import census_fields, replicas_fields
 from sloscale.autoscale.tick import TickOutcome
-from sloscale.controller.kube import Kube
+from sloscale.kube.client import Kube
+from sloscale.kube.status import write_status
 
 log = logging.getLogger(__name__)
-STATUS_RETRIES = 3
 LIST_PAGE = 500
 
 
@@ -162,45 +166,15 @@ class KubeAutoscalerClient:
                 found[item["metadata"]["namespace"]].append(item)
         return found
 
-    def config_map_value(self, namespace: str, name: str, key: str) -> str | None:
-        try:
-            found = self._core.read_namespaced_config_map(name, namespace)
-        except self._client.ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return (found.data or {}).get(key)
+    def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        return self._kube.config_map(namespace, name)
 
     # -- writes -----------------------------------------------------------------------------
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         actuator.scale(self._kube, namespace, name, replicas)
 
     def event(self, service: dict[str, Any], reason: str, message: str) -> None:
-        meta = service["metadata"]
-        now = datetime.now(UTC)
-        body = self._client.CoreV1Event(
-            metadata=self._client.V1ObjectMeta(
-                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
-            ),
-            involved_object=self._client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}",
-                kind=KIND,
-                name=meta["name"],
-                namespace=meta["namespace"],
-                uid=meta.get("uid"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type="Normal",
-            source=self._client.V1EventSource(component=AUTOSCALER_FIELD_MANAGER),
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
-        try:
-            self._core.create_namespaced_event(meta["namespace"], body)
-        except self._client.ApiException as err:  # an event is best effort, never fatal
-            log.warning("could not post event for %s: %s", meta["name"], err.reason)
+        self._kube.post_event(service, "Normal", reason, message, AUTOSCALER_FIELD_MANAGER)
 
     def write_status(
         self,
@@ -209,50 +183,18 @@ class KubeAutoscalerClient:
         outcome: TickOutcome,
         now: float,
     ) -> None:
-        """Merge our conditions into the status; optimistic concurrency, retried on 409.
-
-        The first attempt works from the listed object (no extra read); a conflict means
-        someone wrote meanwhile, so later attempts read the object fresh.
-        """
-        meta = service["metadata"]
+        """Merge our conditions into the status; optimistic concurrency, retried on 409."""
         wanted = [(c.type, c.status, c.reason, c.message) for c in outcome.conditions]
         stamp = datetime.fromtimestamp(now, UTC)
-        current: dict[str, Any] | None = service
-        for attempt in range(1, STATUS_RETRIES + 1):
-            if current is None:
-                current = self._read_status(meta["namespace"], meta["name"])
-                if current is None:  # deleted meanwhile: nobody to report to
-                    return
+
+        def compute(current: dict[str, Any]) -> dict[str, Any]:
             status = current.get("status") or {}
             generation = int(current["metadata"].get("generation", 1))
-            conditions = merge_conditions(status.get("conditions") or [], wanted, generation, stamp)
-            patch = {
-                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": {"autoscaling": autoscaling, "conditions": conditions},
-            }
-            try:
-                self._custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch
-                )
-                return
-            except self._client.ApiException as err:
-                if err.status == 404:
-                    return
-                if err.status != 409 or attempt == STATUS_RETRIES:
-                    raise
-                current = None
+            conditions = merge_conditions(status.get("conditions") or [], wanted, generation,
+                                          stamp)
+            return {"autoscaling": autoscaling, "conditions": conditions}
 
-    def _read_status(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return dict(
-                self._custom.get_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, PLURAL, name
-                )
-            )
-        except self._client.ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        write_status(self._kube, service, compute)
 
 
 def _list_page(call: Any, token: str | None, **kwargs: Any) -> dict[str, Any]:

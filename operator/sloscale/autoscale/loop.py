@@ -8,35 +8,71 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sloscale.api import SERVICE_LABEL
-from sloscale.autoscale.config import capacity_from_profile, policy_rate_window_s, policy_spec
+from sloscale.autoscale.config import capacity_from_profile, parse_autoscaling, policy_rate_window_s
 from sloscale.autoscale.conflicts import competing_autoscaler
-from sloscale.autoscale.kube import KubeAutoscalerClient
-from sloscale.autoscale.metrics import Fetched, PrometheusSource
+from sloscale.autoscale.metrics import Fetched
 from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
 from sloscale.autoscale.policies.slo import SloParams
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
+from sloscale.autoscale.status import autoscaling_status, needs_write
 from sloscale.autoscale.telemetry import AutoscalerMetrics
 from sloscale.autoscale.tick import TickOutcome, decide_tick, invalid_config
 
 log = logging.getLogger(__name__)
-DECISION_HISTORY = 10
 PROFILE_CACHE_S = 60.0
-STATUS_REFRESH_S = 60.0
 # Status and scale writes in flight at once per tick.
 WRITE_CONCURRENCY = 8
 # As long as the slo policy keeps below a schedulable ceiling after seeing Pending pods.
 UNSCHEDULABLE_MEMORY_S = SloParams().unschedulable_backoff_s
+
+
+class MetricsSource(Protocol):
+    """Where the loop's numbers come from (autoscale/metrics.py: Prometheus)."""
+
+    async def fetch_async(self, now: float, window_s: float | None = None) -> Fetched: ...
+
+
+class AutoscalerKube(Protocol):
+    """The Kubernetes reads and writes of a tick (autoscale/kube.py); blocking, so the loop
+    calls them in worker threads."""
+
+    def list_inference_services(self) -> list[dict[str, Any]]: ...
+    def snapshot_workloads(self, service_label: str) -> dict[str, Any]: ...
+    def config_map(self, namespace: str, name: str) -> dict[str, str] | None: ...
+    def scale(self, namespace: str, name: str, replicas: int) -> None: ...
+    def event(self, service: dict[str, Any], reason: str, message: str) -> None: ...
+    def write_status(self, service: dict[str, Any], autoscaling: dict[str, Any],
+                     outcome: TickOutcome, now: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A service's spec.autoscaling parsed once per change, with what the loop derives."""
+
+    version: tuple[str, Any]  # (uid, generation): a new one means the spec changed
+    spec: AutoscalingSpec | None  # None: the settings are invalid, `error` says why
+    error: str | None
+    interval_s: float
+    window_s: float
+
+
+def parse(service: dict[str, Any], version: tuple[str, Any], tick_s: float) -> Parsed:
+    try:
+        spec = parse_autoscaling(service["spec"].get("autoscaling"))
+    except ValueError as err:  # _decide reports it; the defaults keep the service on the grid
+        return Parsed(version, None, str(err), tick_s, AutoscalingSpec().objective.window)
+    return Parsed(version, spec, None, spec.interval, policy_rate_window_s(spec))
 
 
 @dataclass
@@ -55,19 +91,32 @@ class LoopSettings:
     stale_after_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class TickInputs:
+    """Everything one tick's decisions read, fetched before any is made."""
+
+    by_window: dict[float, Fetched]
+    cluster: dict[str, Any]
+    profiles: dict[tuple[str, str, str], str | None]  # (namespace, ConfigMap, key) -> text
+
+
 @dataclass
 class AutoscalerLoop:
-    source: PrometheusSource
-    kube: KubeAutoscalerClient
+    """Per tick: fetch (all I/O, off the event loop), decide (pure), then write."""
+
+    source: MetricsSource
+    kube: AutoscalerKube
     metrics: AutoscalerMetrics
     settings: LoopSettings = field(default_factory=LoopSettings)
     memory: dict[ServiceKey, ServiceMemory] = field(default_factory=dict)
+    parsed: dict[ServiceKey, Parsed] = field(default_factory=dict)
     # ConfigMap-held capacity profiles, re-read once a minute rather than every decision.
     profiles: dict[tuple[str, str, str], tuple[float, str | None]] = field(default_factory=dict)
     # Multi-replica mode: whether this replica is the active peer (None: standalone).
     active: Callable[[], bool] | None = None
     # When each service decides next: on its own fixed grid (see first_due, next_due).
     due_at: dict[ServiceKey, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
 
     async def run_forever(self, stopped: asyncio.Event) -> None:
         while not stopped.is_set():
@@ -84,29 +133,54 @@ class AutoscalerLoop:
 
     async def tick(self, now: float) -> list[tuple[ServiceKey, TickOutcome]]:
         services = await asyncio.to_thread(self.kube.list_inference_services)
+        self._forget_deleted(services)
         due = [s for s in services if self._due(s, now)]
         for service in due:
-            self.due_at[_key(service)] = next_due(self.due_at[_key(service)],
-                                                  _interval_s(service), now)
-        self._forget_deleted(services)
+            key = _key(service)
+            self.due_at[key] = next_due(self.due_at[key], self.parsed[key].interval_s, now)
         if not due:
             return []
-        # One batch of queries per distinct rate window (services share the usual few).
-        by_window: dict[float, Fetched] = {}
-        for window_s in sorted({_window_s(s) for s in due}):
-            by_window[window_s] = await self.source.fetch_async(now, window_s)
-            if by_window[window_s].error is not None:
-                self.metrics.query_errors.inc()
-        cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_LABEL)
+        inputs = await self._fetch(due, now)
         decided = []
         for service in due:
             try:
-                outcome, metrics = self._decide(service, by_window[_window_s(service)],
-                                                cluster, now)
+                outcome, metrics = self._decide(service, inputs, now)
                 decided.append((service, outcome, metrics))
             except Exception:  # noqa: BLE001 - one bad object never stops the others
                 log.exception("autoscaling %s failed this tick", _key(service))
         return await self._act_all(decided, now)
+
+    async def _fetch(self, due: list[dict[str, Any]], now: float) -> TickInputs:
+        """The tick's I/O: one batch of queries per distinct rate window (services share the
+        usual few), the workloads, and the capacity profiles the due services reference."""
+        by_window: dict[float, Fetched] = {}
+        for window_s in sorted({self.parsed[_key(s)].window_s for s in due}):
+            by_window[window_s] = await self.source.fetch_async(now, window_s)
+            if by_window[window_s].error is not None:
+                self.metrics.query_errors.inc()
+        cluster = await asyncio.to_thread(self.kube.snapshot_workloads, SERVICE_LABEL)
+        refs = set()
+        for service in due:
+            spec = self.parsed[_key(service)].spec
+            if spec is not None and spec.capacityConfigMapRef is not None:
+                refs.add((_key(service).namespace, *spec.capacityConfigMapRef))
+        profiles = await asyncio.to_thread(self._read_profiles, refs)
+        return TickInputs(by_window, cluster, profiles)
+
+    def _read_profiles(
+        self, refs: set[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], str | None]:
+        """Each referenced profile's text (None: no such ConfigMap or key), cached a minute."""
+        found = {}
+        for ref in refs:
+            cached = self.profiles.get(ref)
+            if cached is None or self.clock() - cached[0] >= PROFILE_CACHE_S:
+                namespace, name, key = ref
+                data = self.kube.config_map(namespace, name)
+                cached = (self.clock(), None if data is None else data.get(key))
+                self.profiles[ref] = cached
+            found[ref] = cached[1]
+        return found
 
     async def _act_all(self, decided: list[tuple[dict[str, Any], TickOutcome, ServiceMetrics]],
                        now: float) -> list[tuple[ServiceKey, TickOutcome]]:
@@ -126,13 +200,18 @@ class AutoscalerLoop:
         done = await asyncio.gather(*(act(*item) for item in decided))
         return [result for result in done if result is not None]
 
-    # -- pure-ish steps --------------------------------------------------------------------
+    # -- pure steps ------------------------------------------------------------------------
     def _due(self, service: dict[str, Any], now: float) -> bool:
         if not (service.get("spec", {}).get("autoscaling") or {}).get("enabled"):
             return False
         key = _key(service)
-        if key not in self.due_at:  # not setdefault: its argument would parse every spec
-            self.due_at[key] = first_due(key, _interval_s(service), self.settings.tick_s, now)
+        meta = service["metadata"]
+        version = (meta.get("uid", ""), meta.get("generation"))
+        parsed = self.parsed.get(key)
+        if parsed is None or parsed.version != version:
+            parsed = self.parsed[key] = parse(service, version, self.settings.tick_s)
+        if key not in self.due_at:
+            self.due_at[key] = first_due(key, parsed.interval_s, self.settings.tick_s, now)
         return now >= self.due_at[key] - 0.5
 
     def _memory(self, key: ServiceKey, spec: AutoscalingSpec) -> ServiceMemory:
@@ -147,18 +226,23 @@ class AutoscalerLoop:
         for key in [k for k in self.memory if k not in alive]:
             del self.memory[key]
             self.metrics.forget(key)
-        for key in [k for k in self.due_at if k not in alive]:
-            del self.due_at[key]
+        for known in (self.due_at, self.parsed):
+            for key in [k for k in known if k not in alive]:
+                del known[key]
 
     def _decide(
-        self, service: dict[str, Any], fetched: Fetched, cluster: dict[str, Any], now: float
+        self, service: dict[str, Any], inputs: TickInputs, now: float
     ) -> tuple[TickOutcome, ServiceMetrics]:
+        """One service's decision from what the fetch phase read: no I/O here."""
         key = _key(service)
-        autoscaling = service["spec"]["autoscaling"]
+        parsed = self.parsed[key]
+        cluster = inputs.cluster
         deployment = cluster["deployments"].get(key)
         current = int((deployment or {}).get("spec", {}).get("replicas", 0) or 0)
         try:
-            spec = policy_spec(autoscaling, self._profile_capacity(key, autoscaling))
+            if parsed.spec is None:
+                raise ValueError(parsed.error or "invalid spec.autoscaling")
+            spec = self._with_profile(key, parsed.spec, inputs.profiles)
             memory = self._memory(key, spec)
         except ValueError as err:  # e.g. a baseline policy without the capacity it needs
             return invalid_config(current, str(err)), ServiceMetrics(None, "NotRead", "")
@@ -168,48 +252,38 @@ class AutoscalerLoop:
             cluster["hpas"].get(key.namespace, []),
             cluster["scaled_objects"].get(key.namespace, []),
         )
+        fetched = inputs.by_window[parsed.window_s]
         metrics = fetched.for_service(key, spec.objective.latency, self.settings.stale_after_s)
         if pods.state.pending > 0:
             memory.unschedulable = (now, pods.unschedulable_message or "pods were Pending")
         note = None
         if memory.unschedulable and now - memory.unschedulable[0] < UNSCHEDULABLE_MEMORY_S:
             note = f"{memory.unschedulable[1]} (seen {now - memory.unschedulable[0]:.0f}s ago)"
-        outcome = decide_tick(
-            memory.policy,
-            spec,
-            autoscaling.get("mode", "active"),
-            metrics,
-            pods,
-            competitor,
-            now,
-            note,
-        )
+        outcome = decide_tick(memory.policy, spec, spec.mode, metrics, pods, competitor, now,
+                              note)
         latency = metrics.snapshot.latency_ms if metrics.snapshot else None
         self.metrics.record(key, outcome, latency, spec.objective.targetMs, pods.state.ready)
         if deployment is None:  # the controller has not created it yet: nothing to scale
             outcome = TickOutcome(current, current, "no Deployment yet", False, outcome.conditions)
         return outcome, metrics
 
-    def _profile_capacity(self, key: ServiceKey, autoscaling: dict[str, Any]) -> float | None:
+    @staticmethod
+    def _with_profile(key: ServiceKey, spec: AutoscalingSpec,
+                      profiles: dict[tuple[str, str, str], str | None]) -> AutoscalingSpec:
         """Capacity from a referenced ConfigMap; a missing or bad one only loses the seed."""
-        ref = (autoscaling.get("capacityProfile") or {}).get("configMapRef")
-        if not ref:
-            return None
-        cache_key = (key.namespace, ref["name"], ref["key"])
-        cached = self.profiles.get(cache_key)
-        if cached is not None and time.monotonic() - cached[0] < PROFILE_CACHE_S:
-            text = cached[1]
-        else:
-            text = self.kube.config_map_value(*cache_key)
-            self.profiles[cache_key] = (time.monotonic(), text)
+        if spec.capacityConfigMapRef is None:
+            return spec
+        name, _ = spec.capacityConfigMapRef
+        text = profiles.get((key.namespace, *spec.capacityConfigMapRef))
+        capacity = None
         if text is None:
-            log.warning("%s: capacity profile ConfigMap %s not found", key, ref["name"])
-            return None
-        try:
-            return capacity_from_profile(text, f"ConfigMap {key.namespace}/{ref['name']}")
-        except ValueError as err:
-            log.warning("%s: capacity profile in ConfigMap %s: %s", key, ref["name"], err)
-            return None
+            log.warning("%s: capacity profile ConfigMap %s not found", key, name)
+        else:
+            try:
+                capacity = capacity_from_profile(text, f"ConfigMap {key.namespace}/{name}")
+            except ValueError as err:
+                log.warning("%s: capacity profile in ConfigMap %s: %s", key, name, err)
+        return dataclasses.replace(spec, capacityRpsPerReplica=capacity)
 
     # -- writes ---------------------------------------------------------------------------
     def _act(
@@ -224,7 +298,7 @@ class AutoscalerLoop:
                 f"replicas {outcome.current_replicas} -> {outcome.desired_replicas}: "
                 f"{outcome.reason}",
             )
-        autoscaling = _status(service, outcome, metrics, now)
+        autoscaling = autoscaling_status(service, outcome, metrics, now)
         if needs_write(service, autoscaling, outcome, now):
             self.kube.write_status(service, autoscaling, outcome, now)
 
@@ -251,95 +325,6 @@ def next_due(due_at: float, interval_s: float, now: float) -> float:
     return following if following > now else now + interval_s
 
 
-def _interval_s(service: dict[str, Any]) -> float:
-    try:
-        return policy_spec(service["spec"]["autoscaling"]).interval
-    except ValueError:
-        return LoopSettings.tick_s  # _decide reports the problem
-
-
-def needs_write(
-    service: dict[str, Any], autoscaling: dict[str, Any], outcome: TickOutcome, now: float
-) -> bool:
-    """Skip status writes that would only refresh the observed numbers, up to a minute old.
-
-    With a thousand services a write per decision would be the loop's main cost; what an
-    SRE reads (decisions, conditions) is always written at once.
-    """
-    status = service.get("status") or {}
-    previous = status.get("autoscaling") or {}
-    if previous.get("desiredReplicas") != autoscaling["desiredReplicas"]:
-        return True
-    if previous.get("decisions") != autoscaling["decisions"]:
-        return True
-    seen = {c.get("type"): (c.get("status"), c.get("reason")) for c in status.get("conditions", [])}
-    for condition in outcome.conditions:
-        wanted = ("True" if condition.status else "False", condition.reason)
-        if seen.get(condition.type) != wanted:
-            return True
-    written = (previous.get("lastDecision") or {}).get("time")
-    return written is None or now - _parse_iso(written) >= STATUS_REFRESH_S
-
-
-def _parse_iso(text: str) -> float:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def _window_s(service: dict[str, Any]) -> float:
-    """The rate window of a service's policy, bounded by its objective.window."""
-    try:
-        return policy_rate_window_s(policy_spec(service["spec"]["autoscaling"]))
-    except ValueError:
-        return AutoscalingSpec().objective.window  # _decide reports the problem
-
-
 def _key(service: dict[str, Any]) -> ServiceKey:
     meta = service["metadata"]
     return ServiceKey(meta["namespace"], meta["name"])
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _status(
-    service: dict[str, Any], outcome: TickOutcome, metrics: ServiceMetrics, now: float
-) -> dict[str, Any]:
-    """status.autoscaling: what was seen, what was decided, and the last decisions."""
-    previous = (service.get("status") or {}).get("autoscaling") or {}
-    decision = {
-        "time": _iso(now),
-        "from": outcome.current_replicas,
-        "to": outcome.desired_replicas,
-        "reason": outcome.reason,
-        "applied": outcome.write,
-        "details": {k: v for k, v in outcome.details.items() if isinstance(v, int | float | str)},
-    }
-    history = list(previous.get("decisions") or [])
-    if outcome.desired_replicas != outcome.current_replicas or not history:
-        history = (history + [decision])[-DECISION_HISTORY:]
-    snapshot = metrics.snapshot
-    observed: dict[str, Any] = {"available": metrics.available, "reason": metrics.reason}
-    if snapshot is not None:
-        observed["time"] = _iso(snapshot.time)
-        observed.update(
-            {
-                k: v
-                for k, v in {
-                    "rps": snapshot.rps,
-                    "latencyMs": snapshot.latency_ms,
-                    "queueMs": snapshot.queue_ms,
-                    "pending": snapshot.pending,
-                }.items()
-                if v is not None
-            }
-        )
-    return {
-        "desiredReplicas": outcome.desired_replicas,
-        "observed": observed,
-        "lastDecision": decision,
-        "decisions": history,
-    }

@@ -26,7 +26,6 @@ class Fetched:
     time: float
     vectors: Mapping[str, Mapping[ServiceKey, float]] = field(default_factory=dict)
     error: str | None = None
-    queries_run: int = 0
 
     def for_service(self, key: ServiceKey, latency: str, stale_after_s: float) -> ServiceMetrics:
         if self.error is not None:
@@ -58,18 +57,16 @@ class PrometheusSource:
         """Blocking: run every query at time `now`, rates over `window_s` (default: the
         source's). Never raises for Prometheus' failures."""
         vectors: dict[str, dict[ServiceKey, float]] = {}
-        run = 0
         for name, query in queries(window_s or self.window_s).items():
-            run += 1
             try:
                 result = self._client.custom_query(
                     query=query, params={"time": now, "timeout": f"{self.timeout_s:g}s"}
                 )
             except Exception as err:  # noqa: BLE001 - connection, HTTP and parse errors alike
                 log.warning("Prometheus query %s failed: %s", name, err)
-                return Fetched(now, error=self._describe(name, err), queries_run=run)
+                return Fetched(now, error=self._describe(name, err))
             vectors[name] = parse_vector(_as_samples(result))
-        return Fetched(now, vectors, queries_run=run)
+        return Fetched(now, vectors)
 
     def fetch_range(
         self, start: float, end: float, step_s: float, extra: dict[str, str] | None = None

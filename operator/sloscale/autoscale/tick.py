@@ -22,14 +22,6 @@ class Condition:
     reason: str
     message: str
 
-    def as_status(self) -> dict[str, str]:
-        return {
-            "type": self.type,
-            "status": "True" if self.status else "False",
-            "reason": self.reason,
-            "message": self.message,
-        }
-
 
 @dataclass(frozen=True)
 class TickOutcome:

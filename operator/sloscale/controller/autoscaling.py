@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from sloscale.api import SERVICE_LABEL
+from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.loop import AutoscalerLoop, LoopSettings
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.telemetry import AutoscalerMetrics
@@ -18,9 +19,9 @@ from sloscale.autoscale.telemetry import AutoscalerMetrics
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AutoscalerWiring:
-    """Set by `sloscale run`; None prometheus_url means autoscaling is not started."""
+@dataclass(frozen=True)
+class AutoscalerOptions:
+    """What `sloscale run` puts in kopf's memo; no prometheus_url: autoscaling is not started."""
 
     prometheus_url: str | None = None
     metrics_address: str | None = None
@@ -28,12 +29,16 @@ class AutoscalerWiring:
     namespaces: list[str] | None = None
     # Multi-replica mode: the replica that may write (None: standalone, always this one).
     active: Callable[[], bool] | None = None
-    loop: AutoscalerLoop | None = None
-    task: asyncio.Task[None] | None = None
-    stopped: asyncio.Event | None = None
 
 
-WIRING = AutoscalerWiring()
+@dataclass
+class RunningAutoscaler:
+    """The started loop, kept in memo for cleanup to stop."""
+
+    loop: AutoscalerLoop
+    kube: KubeAutoscalerClient
+    task: asyncio.Task[None]
+    stopped: asyncio.Event
 
 
 def _serve_metrics(metrics: AutoscalerMetrics, address: str) -> None:
@@ -45,39 +50,38 @@ def _serve_metrics(metrics: AutoscalerMetrics, address: str) -> None:
 
 
 @kopf.on.startup()
-async def start_autoscaler(**_: Any) -> None:
-    from sloscale.autoscale.kube import KubeAutoscalerClient
-    from sloscale.controller.handlers import Wiring
-
+async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+    options: AutoscalerOptions = memo.autoscaler_options
     metrics = AutoscalerMetrics()
-    if WIRING.metrics_address:
-        _serve_metrics(metrics, WIRING.metrics_address)
-    if WIRING.prometheus_url is None:
+    if options.metrics_address:
+        _serve_metrics(metrics, options.metrics_address)
+    if options.prometheus_url is None:
         log.warning("no --prometheus-url: autoscaling is off (spec.replicas rules)")
         return
-    assert Wiring.kube is not None, "sloscale run wires the Kubernetes adapter first"
-    kube = KubeAutoscalerClient(Wiring.kube, WIRING.namespaces)
+    kube = KubeAutoscalerClient(memo.kube, options.namespaces)
     kube.start_informers(SERVICE_LABEL)
-    WIRING.loop = AutoscalerLoop(
-        PrometheusSource(WIRING.prometheus_url),
+    loop = AutoscalerLoop(
+        PrometheusSource(options.prometheus_url),
         kube,
         metrics,
-        LoopSettings(tick_s=WIRING.tick_s),
-        active=WIRING.active,
+        LoopSettings(tick_s=options.tick_s),
+        active=options.active,
     )
-    WIRING.stopped = asyncio.Event()
-    WIRING.task = asyncio.create_task(WIRING.loop.run_forever(WIRING.stopped))
-    log.info("autoscaler started: Prometheus %s, tick %.1fs", WIRING.prometheus_url, WIRING.tick_s)
+    stopped = asyncio.Event()
+    memo.autoscaler = RunningAutoscaler(
+        loop, kube, asyncio.create_task(loop.run_forever(stopped)), stopped)
+    log.info("autoscaler started: Prometheus %s, tick %.1fs", options.prometheus_url,
+             options.tick_s)
 
 
 @kopf.on.cleanup()
-async def stop_autoscaler(**_: Any) -> None:
-    if WIRING.task is None or WIRING.stopped is None:
+async def stop_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+    running: RunningAutoscaler | None = memo.get("autoscaler")
+    if running is None:
         return
-    WIRING.stopped.set()
-    if WIRING.loop is not None:
-        WIRING.loop.kube.stop_informers()
+    running.stopped.set()
+    running.kube.stop_informers()
     try:
-        await asyncio.wait_for(WIRING.task, timeout=10)
+        await asyncio.wait_for(running.task, timeout=10)
     except TimeoutError:
-        WIRING.task.cancel()
+        running.task.cancel()

@@ -10,12 +10,10 @@ from typing import Any
 
 import kopf
 
-from sloscale.api import GROUP, KIND, PLURAL, VERSION
+from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.controller.drift import drifted, status_only_refresh_ok
-from sloscale.controller.kube import Kube
 from sloscale.controller.reconcile import (
     Outcome,
-    Settings,
     reconcile,
     refresh_status,
     rendered_children,
@@ -25,13 +23,6 @@ from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgres
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
 HANDLER_THREADS = 16
-
-
-class Wiring:
-    """What `sloscale run` sets up before kopf starts: the adapter and the settings."""
-
-    kube: Kube | None = None
-    settings: Settings | None = None
 
 
 class ApiBackoffs:
@@ -53,13 +44,14 @@ def backoff_s(retry: int) -> float:
     return min(MAX_BACKOFF_S, 5.0 * 2 ** min(retry, 10))
 
 
-def run_reconcile(body: dict[str, Any]) -> Outcome:
-    assert Wiring.kube is not None and Wiring.settings is not None, "sloscale run wires these"
+def run_reconcile(memo: kopf.Memo, body: dict[str, Any]) -> Outcome:
+    """`memo` is what `sloscale run` set up before kopf started: `kube` and `settings`."""
+    kube = memo.kube
 
     def post(kind: str, reason: str, message: str) -> None:
-        kopf.event(body, type=kind, reason=reason, message=message)
+        kube.post_event(body, kind, reason, message, FIELD_MANAGER)
 
-    return reconcile(Wiring.kube, Wiring.settings, body, post, datetime.now(UTC))
+    return reconcile(kube, memo.settings, body, post, datetime.now(UTC))
 
 
 @kopf.on.startup()
@@ -78,9 +70,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_inferenceservice(body: kopf.Body, retry: int, **_: Any) -> None:
+def reconcile_inferenceservice(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None:
     try:
-        outcome = run_reconcile(dict(body))
+        outcome = run_reconcile(memo, dict(body))
     except Exception as error:
         # The API server away or restarting, a status write that kept conflicting: retried
         # soon, like a refused child (kopf's own default for other errors is a minute).
@@ -109,30 +101,31 @@ def _owned(body: kopf.Body, **_: Any) -> bool:
 @kopf.on.event("apps", "v1", "deployments", when=_owned)
 @kopf.on.event("v1", "services", when=_owned)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", when=_owned)
-def child_changed(body: kopf.Body, type: str | None, namespace: str, **_: Any) -> None:
+def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.Memo,
+                  **_: Any) -> None:
     """A child changed or vanished: converge its owner again if it drifted, else refresh status.
 
     Most events are echoes of our own writes or a Deployment's rollout progress; those cost
     one read and at most one status patch instead of a full reconcile.
     """
     owner = _owner_name(body)
-    if owner is None or Wiring.kube is None or Wiring.settings is None:
+    if owner is None:
         return
     name, uid = owner
     try:
-        isvc = Wiring.kube.get_inferenceservice(namespace, name)
+        isvc = memo.kube.get_inferenceservice(namespace, name)
         if isvc is None or isvc["metadata"].get("uid") != uid:
             return
         if isvc["metadata"].get("deletionTimestamp"):
             return
         child = dict(body)
         if type == "DELETED" or not status_only_refresh_ok(isvc.get("status") or {}):
-            run_reconcile(isvc)  # rendering for the drift check first would be done twice
+            run_reconcile(memo, isvc)  # rendering for the drift check first would be done twice
             return
-        rendered = rendered_children(Wiring.kube, Wiring.settings, isvc)
+        rendered = rendered_children(memo.kube, memo.settings, isvc)
         if rendered is None or drifted(rendered, child):
-            run_reconcile(isvc)
+            run_reconcile(memo, isvc)
         elif child.get("kind") == "Deployment":
-            refresh_status(Wiring.kube, isvc, datetime.now(UTC))
+            refresh_status(memo.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
         log.exception("reconciling %s/%s after a child changed", namespace, name)

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from sloscale.api import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER, SERVICE_LABEL
 from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_object
 from sloscale.api.status import Observed, Problem, compute_status
+from sloscale.kube.errors import ApplyError
+from sloscale.kube.status import write_status as write_status_retrying
 from sloscale.render.renderer import Manifest, render_children
 from sloscale.render.templates import TemplateError, TemplateSet
 from sloscale.render.values import RenderOptions, service_url
@@ -24,25 +26,11 @@ SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
                      ("monitoring.coreos.com/v1", "ServiceMonitor"))
 
-# A status write that keeps meeting a newer object is given up to the caller's retry.
-STATUS_ATTEMPTS = 5
 # Renderings kept for drift checks: a burst of child events of a few hundred services.
 RENDER_CACHE_SIZE = 512
 
 # (type Normal|Warning, reason, message) posted on the InferenceService.
 PostEvent = Callable[[str, str, str], None]
-
-
-class ApplyError(Exception):
-    """The API server refused a child; the message is the server's own."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status  # HTTP status: 422 is a manifest invalid as merged
-
-
-class StatusConflict(Exception):
-    """The InferenceService changed since it was read (409): the status must be recomputed."""
 
 
 class Cluster(Protocol):
@@ -310,30 +298,20 @@ def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None
                  now: datetime) -> dict[str, Any]:
     """Write the status on the version it was computed from; on a 409, recompute and retry.
 
-    A write without a resourceVersion would replace the conditions list as this (possibly
-    stale) body knew it, dropping what the autoscaler or a concurrent reconcile wrote since.
     A newer generation is left alone: the spec changed, and its own reconcile reports it.
     A status that would not change is not written (most child events change nothing).
     """
-    meta = body["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
-    current = body
-    for attempt in range(1, STATUS_ATTEMPTS + 1):
-        status = _status_of(cluster, current, problem, desired, now)
+    generation = body["metadata"].get("generation")
+    computed: dict[str, Any] = {}
+
+    def compute(current: dict[str, Any]) -> dict[str, Any] | None:
+        if current["metadata"].get("generation") != generation:
+            return None
+        computed["status"] = status = _status_of(cluster, current, problem, desired, now)
         previous = current.get("status") or {}
         if all(previous.get(key) == value for key, value in status.items()):
-            return status
-        version = current["metadata"].get("resourceVersion")
-        try:
-            cluster.patch_status(namespace, name, status, version)
-            return status
-        except StatusConflict:
-            if attempt == STATUS_ATTEMPTS:
-                raise
-            log.info("status of %s/%s: conflict (409), re-reading and retrying (attempt %d)",
-                     namespace, name, attempt + 1)
-        fresh = cluster.get_inferenceservice(namespace, name)
-        if fresh is None or fresh["metadata"].get("generation") != meta.get("generation"):
-            return status
-        current = fresh
-    raise StatusConflict(f"{namespace}/{name}")  # not reached: the last attempt raises
+            return None
+        return status
+
+    write_status_retrying(cluster, body, compute)
+    return computed["status"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,24 @@ def run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from sloscale.controller import autoscaling, handlers
-    from sloscale.controller.kube import Kube
+    from sloscale.controller import autoscaling, handlers  # noqa: F401 - registers handlers
     from sloscale.controller.reconcile import Settings
     from sloscale.controller.templates import load_configured_templates
+    from sloscale.kube.client import Kube
     from sloscale.render.templates import TemplateError
 
-    kube: Kube | None = None
+    if args.autoscaler_tick_s <= 0:
+        print("sloscale run: --autoscaler-tick-s must be > 0", file=sys.stderr)
+        return 2
+    kube: Kube | None = None  # a broken template set is refused before any cluster is touched
 
     def read_configmap(namespace: str, name: str) -> dict[str, str]:
-        return (kube or Kube()).config_map_data(namespace, name)
+        nonlocal kube
+        kube = kube or Kube()
+        data = kube.config_map(namespace, name)
+        if data is None:
+            raise TemplateError(f"--templates-configmap: ConfigMap {namespace}/{name} not found")
+        return data
 
     try:
         templates = load_configured_templates(args.templates, args.templates_configmap,
@@ -64,38 +73,43 @@ def run(args: argparse.Namespace) -> int:
     except TemplateError as error:
         print(f"sloscale run: {error}", file=sys.stderr)
         return 2
-    kube = Kube()
-    handlers.Wiring.kube = kube
-    handlers.Wiring.settings = Settings(templates, args.storage_initializer_image)
+    kube = kube or Kube()
     kopf.configure(verbose=args.verbose)
     namespaces = list(args.namespace)
-    if args.autoscaler_tick_s <= 0:
-        print("sloscale run: --autoscaler-tick-s must be > 0", file=sys.stderr)
-        return 2
-    autoscaling.WIRING.prometheus_url = args.prometheus_url
-    autoscaling.WIRING.metrics_address = args.metrics_address or None
-    autoscaling.WIRING.tick_s = args.autoscaler_tick_s
-    autoscaling.WIRING.namespaces = namespaces or None
-    asyncio.run(kopf.operator(clusterwide=not namespaces, namespaces=namespaces,
-                              **kopf_options(args, kube, namespaces)))
+    options, active = kopf_options(args, kube, namespaces)
+    # What every handler reads from kopf's memo: the adapter, the settings, the autoscaler's.
+    memo = kopf.Memo(
+        kube=kube,
+        settings=Settings(templates, args.storage_initializer_image),
+        autoscaler_options=autoscaling.AutoscalerOptions(
+            prometheus_url=args.prometheus_url,
+            metrics_address=args.metrics_address or None,
+            tick_s=args.autoscaler_tick_s,
+            namespaces=namespaces or None,
+            active=active,
+        ),
+    )
+    asyncio.run(kopf.operator(clusterwide=not namespaces, namespaces=namespaces, memo=memo,
+                              **options))
     return 0
 
 
-def kopf_options(args: argparse.Namespace, kube: Any, namespaces: list[str]) -> dict[str, Any]:
-    """Standalone, or peering under a priority with the autoscaler gated on it; liveness."""
-    from sloscale.controller import autoscaling
+def kopf_options(args: argparse.Namespace, kube: Any,
+                 namespaces: list[str]) -> tuple[dict[str, Any], Callable[[], bool] | None]:
+    """Standalone, or peering under a priority (with the autoscaler's gate); liveness."""
     from sloscale.controller.peering import PeeringGate, own_identity, random_priority
 
     identity = own_identity()
     options: dict[str, Any] = {"identity": identity, "standalone": True}
+    active = None
     if args.peering:
         priority = random_priority() if args.priority is None else args.priority
         options.update(standalone=False, peering_name=args.peering, priority=priority)
         gate = PeeringGate(kube.custom, args.peering, identity,
                            namespaces[0] if namespaces else None)
-        autoscaling.WIRING.active = gate.active
+        active = gate.active
         print(f"sloscale run: peering {args.peering} as {identity}, priority {priority}",
               file=sys.stderr)
     if args.health_address:
         options["liveness_endpoint"] = f"http://{args.health_address}/healthz"
-    return options
+    return options, active

@@ -81,12 +81,11 @@ def storage(spec: InferenceServiceSpec, options: RenderOptions) -> dict[str, Any
 
 def replicas(spec: InferenceServiceSpec) -> int | None:
     """None when the autoscaler owns the Deployment's replicas (left out of our apply)."""
-    return None if spec.autoscaling.enabled else spec.replicas
+    return None if spec.autoscaled else spec.replicas
 
 
 def wants_pdb(spec: InferenceServiceSpec) -> bool:
-    low = spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas
-    return low > 1
+    return spec.min_replicas > 1
 
 
 def model_annotations(spec: InferenceServiceSpec) -> dict[str, str]:

@@ -37,7 +37,6 @@ MAX_ROUNDS = 30
 @dataclass(frozen=True)
 class OracleSchedule:
     bucket_s: float
-    needed: np.ndarray  # replicas needed Ready in each bucket
     alive: np.ndarray  # pods scheduled (starting or Ready) in each bucket
     replica_seconds: float
 
@@ -69,7 +68,7 @@ def schedule(needed: np.ndarray, bucket_s: float, cold_start_s: float) -> Oracle
     alive = np.zeros(len(needed), dtype=np.int64)
     for level in range(1, int(needed.max(initial=0)) + 1):
         alive += _layer_alive(needed >= level, cold_buckets)
-    return OracleSchedule(bucket_s, needed, alive, float(alive.sum()) * bucket_s)
+    return OracleSchedule(bucket_s, alive, float(alive.sum()) * bucket_s)
 
 
 class NeedSearch:

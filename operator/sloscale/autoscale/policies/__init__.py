@@ -19,10 +19,11 @@ from sloscale.autoscale.policies.registry import (
     Knob,
     grid_names,
     make_policy,
+    metrics_window_s,
 )
 
 __all__ = [
     "POLICY_NAMES", "TUNED", "TUNED_NAMES", "TUNING", "AutoscalingSpec", "Decision", "Knob",
     "Objective", "Policy", "ReplicaState", "ScalingRules", "Snapshot", "grid_names",
-    "make_policy",
+    "make_policy", "metrics_window_s",
 ]

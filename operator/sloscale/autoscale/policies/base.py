@@ -33,10 +33,16 @@ class ScalingRules:
 
 @dataclass(frozen=True)
 class AutoscalingSpec:
-    """The autoscaling settings a policy reads; the CRD's spec.autoscaling converts into this."""
+    """spec.autoscaling, typed: what the policies, the loop and the simulator read.
+
+    The one parse of an InferenceService's spec.autoscaling is autoscale/config.py's
+    `parse_autoscaling`, which fills what the user left out from the CRD schema's defaults;
+    the defaults here are the same (a unit test keeps them in step) and serve the simulator
+    and the tests that build a spec directly.
+    """
 
     minReplicas: int = 1  # noqa: N815
-    maxReplicas: int = 100  # noqa: N815
+    maxReplicas: int = 8  # noqa: N815
     objective: Objective = field(default_factory=Objective)
     policy: str = "slo"
     interval: float = 15.0
@@ -50,6 +56,11 @@ class AutoscalingSpec:
     # requests one pod holds in flight at capacity, the target a Knative user sets. None: the
     # policy estimates it from what it observes.
     meanLatencyMsAtCapacity: float | None = None  # noqa: N815
+    # active scales; recommend only reports (the loop reads it, the policies never do).
+    mode: Literal["active", "recommend"] = "active"
+    # capacityProfile.configMapRef as (ConfigMap name, key): the loop reads it in its fetch
+    # phase and fills capacityRpsPerReplica from it.
+    capacityConfigMapRef: tuple[str, str] | None = None  # noqa: N815
 
     def __post_init__(self) -> None:
         if self.minReplicas < 0:

@@ -23,22 +23,21 @@ class Knob:
     name: str
     default: float  # the value the upstream documentation gives
     grid: tuple[float, ...]  # what a tuning run tries (the default among them)
-    meaning: str
 
 
 # Grids span both sides of each default. hpa's reaches down to 0.03: where requests wait only
 # for the batch in progress, the ratio sits near the batching's share of latency and rises
 # only at saturation (Triton counts that wait as queue time, so its ratio starts higher).
 TUNING: dict[str, Knob] = {
-    "hpa": Knob("target_ratio", GUIDE_TARGET_RATIO, (0.03, 0.04, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
-                "averageValue of triton:queue_compute:ratio per pod"),
-    # The usual utilization target: 70% of the profiled capacity per replica.
-    "keda": Knob("threshold_utilization", 0.7, (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-                 "threshold (rps per replica) as a share of capacityRpsPerReplica"),
-    "keda-latency": Knob("threshold_fraction", 1.0, (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
-                         "threshold (ms) as a share of objective.targetMs"),
-    "kpa": Knob("target_utilization", 0.7, (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-                "container-concurrency-target-percentage / 100"),
+    # averageValue of triton:queue_compute:ratio per pod
+    "hpa": Knob("target_ratio", GUIDE_TARGET_RATIO, (0.03, 0.04, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)),
+    # threshold (rps per replica) as a share of capacityRpsPerReplica; the usual utilization
+    # target: 70% of the profiled capacity per replica.
+    "keda": Knob("threshold_utilization", 0.7, (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)),
+    # threshold (ms) as a share of objective.targetMs
+    "keda-latency": Knob("threshold_fraction", 1.0, (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)),
+    # container-concurrency-target-percentage / 100
+    "kpa": Knob("target_utilization", 0.7, (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)),
 }
 TUNED_NAMES = tuple(f"{base}{TUNED_SUFFIX}" for base in TUNING)
 # The best value of each baseline's knob, chosen by `make bench-autoscale`'s grid run (sim/tune.py
@@ -99,6 +98,24 @@ def make_policy(name: str, spec: AutoscalingSpec, **overrides: float) -> Policy:
         value = overrides[knob.name]
         return _build(name, spec, value, f"{name}[{knob.name}={value:g}]")
     return _build(name, spec, knob.default, name)
+
+
+_CLASSES: dict[str, type] = {"slo": SloPolicy, "hpa": HpaPolicy, "keda": KedaPolicy,
+                             "keda-latency": KedaLatencyPolicy, "kpa": KpaPolicy}
+
+
+def metrics_window_s(name: str) -> float | None:
+    """The rate window the policy `name` reads its metrics over (None: the objective's), known
+    without building the policy (a keda without its capacity cannot be built)."""
+    base = _split(name)[0]
+    if base in TUNED_NAMES:
+        base = base.removesuffix(TUNED_SUFFIX)
+    policy = _CLASSES.get(base)
+    if policy is None:
+        raise ValueError(f"unknown policy {name!r}; choose one of "
+                         f"{', '.join(POLICY_NAMES + TUNED_NAMES)}")
+    window_s: float | None = policy.metrics_window_s  # type: ignore[attr-defined]
+    return window_s
 
 
 def _capacity(spec: AutoscalingSpec, name: str) -> float:

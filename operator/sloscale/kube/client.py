@@ -1,4 +1,7 @@
-"""Kubernetes adapter: server-side apply, reads, status patches; returns plain dicts or None."""
+"""The Kubernetes client both sides use: apply, reads, status patches, Events, ConfigMaps.
+
+Every call returns plain data (dicts, or None for "not there"), never the client's models.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import contextlib
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
@@ -13,9 +17,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-from sloscale.api import FIELD_MANAGER, GROUP, PLURAL, VERSION
-from sloscale.controller.reconcile import ApplyError, StatusConflict
-from sloscale.render.quoting import tojson
+from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+from sloscale.flowyaml import flow_yaml
+from sloscale.kube.errors import ApplyError, StatusConflict
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
@@ -52,7 +56,7 @@ def _json(response: Any) -> dict[str, Any]:
 
 
 class Kube:
-    """The few calls the reconcile needs, each returning plain data."""
+    """The calls the controller and the autoscaler make, each returning plain data."""
 
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.api_client = api_client or load_config()
@@ -81,10 +85,10 @@ class Kube:
         try:
             # Our own serialisation, not the client's json.dumps: the API server reads an apply
             # body as YAML, which refuses JSON's surrogate-pair escapes of non-BMP characters
-            # (an emoji in an env value); tojson writes them as YAML's \U escapes instead.
+            # (an emoji in an env value); flow_yaml writes them as YAML's \U escapes instead.
             applied = self.dynamic.request(
                 "patch", resource.path(name=meta["name"], namespace=meta.get("namespace")),
-                body=tojson(manifest), content_type="application/apply-patch+yaml",
+                body=flow_yaml(manifest), content_type="application/apply-patch+yaml",
                 field_manager=field_manager, force_conflicts=True,
                 dry_run="All" if dry_run else None, serialize=False,
             )
@@ -169,5 +173,35 @@ class Kube:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
 
-    def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
-        return dict(self.core.read_namespaced_config_map(name, namespace).data or {})
+    def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's data; None when there is no such ConfigMap."""
+        try:
+            found = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found.data or {})
+
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str,
+                   component: str) -> None:
+        """An Event on the InferenceService `involved`; best effort: a refusal is logged."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta.get("uid")},
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as error:  # an Event is best effort, never fatal
+            log.warning("could not post event %s for %s: %s", reason, meta["name"], error.reason)

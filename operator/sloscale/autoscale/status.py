@@ -1,0 +1,86 @@
+"""status.autoscaling as the loop writes it: what was seen, what was decided (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sloscale.autoscale.promql import ServiceMetrics
+from sloscale.autoscale.tick import TickOutcome
+
+DECISION_HISTORY = 10
+STATUS_REFRESH_S = 60.0
+
+
+def needs_write(
+    service: dict[str, Any], autoscaling: dict[str, Any], outcome: TickOutcome, now: float
+) -> bool:
+    """Skip status writes that would only refresh the observed numbers, up to a minute old.
+
+    With a thousand services a write per decision would be the loop's main cost; what an
+    SRE reads (decisions, conditions) is always written at once.
+    """
+    status = service.get("status") or {}
+    previous = status.get("autoscaling") or {}
+    if previous.get("desiredReplicas") != autoscaling["desiredReplicas"]:
+        return True
+    if previous.get("decisions") != autoscaling["decisions"]:
+        return True
+    seen = {c.get("type"): (c.get("status"), c.get("reason")) for c in status.get("conditions", [])}
+    for condition in outcome.conditions:
+        wanted = ("True" if condition.status else "False", condition.reason)
+        if seen.get(condition.type) != wanted:
+            return True
+    written = (previous.get("lastDecision") or {}).get("time")
+    return written is None or now - _parse_iso(written) >= STATUS_REFRESH_S
+
+
+def _parse_iso(text: str) -> float:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def autoscaling_status(
+    service: dict[str, Any], outcome: TickOutcome, metrics: ServiceMetrics, now: float
+) -> dict[str, Any]:
+    """status.autoscaling: what was seen, what was decided, and the last decisions."""
+    previous = (service.get("status") or {}).get("autoscaling") or {}
+    decision = {
+        "time": _iso(now),
+        "from": outcome.current_replicas,
+        "to": outcome.desired_replicas,
+        "reason": outcome.reason,
+        "applied": outcome.write,
+        "details": {k: v for k, v in outcome.details.items() if isinstance(v, int | float | str)},
+    }
+    history = list(previous.get("decisions") or [])
+    if outcome.desired_replicas != outcome.current_replicas or not history:
+        history = (history + [decision])[-DECISION_HISTORY:]
+    snapshot = metrics.snapshot
+    observed: dict[str, Any] = {"available": metrics.available, "reason": metrics.reason}
+    if snapshot is not None:
+        observed["time"] = _iso(snapshot.time)
+        observed.update(
+            {
+                k: v
+                for k, v in {
+                    "rps": snapshot.rps,
+                    "latencyMs": snapshot.latency_ms,
+                    "queueMs": snapshot.queue_ms,
+                    "pending": snapshot.pending,
+                }.items()
+                if v is not None
+            }
+        )
+    return {
+        "desiredReplicas": outcome.desired_replicas,
+        "observed": observed,
+        "lastDecision": decision,
+        "decisions": history,
+    }

@@ -1,0 +1,1 @@
+"""The Kubernetes adapter the controller and the autoscaler share: client, errors, status writes."""
