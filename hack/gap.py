@@ -62,6 +62,8 @@ def main() -> None:
     print(_row("A the old demo's setup, from 1 pod", demo, DEMO, DEMO_CONFIG))
     print(_row("A + the loop's view (10 s rates, max pod p95, 1 s late)", demo, DEMO,
                replace(DEMO_CONFIG, **LOOP_VIEW)))
+    print(_row("A with the 0.5 s cold start kwok really gave (not 5 +- 0.5)", demo, DEMO,
+               replace(DEMO_CONFIG, cold_start=ColdStart(0.5))))
     print(_row("B A with the CLI's 10 s spread of rate copies", cli, DEMO, DEMO_CONFIG))
     print(_row("C A with the CLI's spec (60 s window, 120 s down, no steps)", demo,
                replace(CLI, capacityRpsPerReplica=24.4), DEMO_CONFIG))
