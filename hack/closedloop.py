@@ -26,7 +26,7 @@ import numpy as np
 from hack.localcluster.cluster import LocalCluster, free_port
 from hack.localcluster.nodes import NodePool
 from sloscale.api import SERVICE_LABEL
-from sloscale.autoscale.config import policy_rate_window_s, policy_spec
+from sloscale.autoscale.config import parse_autoscaling, policy_rate_window_s
 from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot
 from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
@@ -344,7 +344,7 @@ def predict(
     `cold_starts_s`: the pods' cold starts a run measured (else drawn with `seed`);
     `recorder`, if given, receives (time, rps, latency ms, desired, reason) per decision.
     """
-    spec = policy_spec(isvc["spec"]["autoscaling"])
+    spec = parse_autoscaling(isvc["spec"]["autoscaling"])
     config = SimConfig(
         ReplayedColdStarts(
             cold_start.seconds + READY_LAG_S, cold_start.jitter_s, list(cold_starts_s or [])
@@ -412,7 +412,7 @@ def predict_drawn(
     isvc: dict[str, Any], arrivals_s: np.ndarray, cold_start: ColdStart, tail_s: float
 ) -> dict[str, float]:
     """The simulator's figures with cold starts of its own: the median over SEEDS seeds."""
-    spec = policy_spec(isvc["spec"]["autoscaling"])
+    spec = parse_autoscaling(isvc["spec"]["autoscaling"])
     runs = [
         scores(predict(isvc, arrivals_s, cold_start, tail_s, seed=seed), spec)
         for seed in range(SEEDS)

@@ -36,7 +36,7 @@ from hack.fidelity import (
     profiled_capacity,
 )
 from hack.localcluster.errors import StepFailed
-from sloscale.autoscale.config import policy_spec
+from sloscale.autoscale.config import parse_autoscaling
 from sloscale.emulator.runner import EmulatorRunner
 
 NAMESPACE, NAME = "default", "demo-resnet"
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     arrivals = segment.arrivals()
     isvc = manifest(NAME, NAMESPACE, autoscaling(profiled_capacity()))
-    spec = policy_spec(isvc["spec"]["autoscaling"])
+    spec = parse_autoscaling(isvc["spec"]["autoscaling"])
     loop = ClosedLoop(out, COLD_START_S, COLD_START_JITTER_S)
     _say(segment.describe(arrivals))
     _say(

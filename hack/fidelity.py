@@ -28,7 +28,7 @@ from hack.closedloop import (
     scores,
     within_goal,
 )
-from sloscale.autoscale.config import policy_spec
+from sloscale.autoscale.config import parse_autoscaling
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective
 from sloscale.emulator.load import poisson_arrivals
 from sloscale.sim.engine import SimConfig
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             arrivals = segment.arrivals()
             print(segment.describe(arrivals), flush=True)
             isvc = manifest(f"fidelity-{segment.name}", "fidelity", autoscaling(capacity))
-            spec = policy_spec(isvc["spec"]["autoscaling"])
+            spec = parse_autoscaling(isvc["spec"]["autoscaling"])
             drawn = predict_drawn(isvc, arrivals, loop.cold_start, TAIL_S)
             measured_run = loop.run(isvc, arrivals, TAIL_S)
             seen: list[Any] = []
