@@ -22,13 +22,13 @@ from pathlib import Path
 from kubernetes import client, watch
 from kubernetes import config as kube_config
 
+from hack.devtools.prometheus import LocalPrometheus, scrape_config
+from hack.emulator.exposition import PodCounters
+from hack.emulator.runner import ready_pod_names
+from hack.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
 from hack.localcluster.cluster import LocalCluster, free_port
 from hack.localcluster.nodes import NodePool
 from sloscale.api import GROUP, PLURAL, SERVICE_LABEL, VERSION
-from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
-from sloscale.emulator.exposition import PodCounters
-from sloscale.emulator.runner import ready_pod_names
-from sloscale.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
 from sloscale_runtime.capacity import percentile_ms  # nearest rank: any unit
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,16 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from hack.devtools.prometheus import LocalPrometheus, scrape_config
+from hack.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
+from hack.emulator.server import EmulatorServer, Registry
+from hack.emulator.service import EmulatedService
 from hack.localcluster.cluster import LocalCluster, free_port
 from hack.localcluster.nodes import NodePool
 from sloscale.api import SERVICE_LABEL
 from sloscale.autoscale.config import parse_autoscaling, policy_rate_window_s
 from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot
-from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
-from sloscale.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
-from sloscale.emulator.server import EmulatorServer, Registry
-from sloscale.emulator.service import EmulatedService
 from sloscale.sim.cluster import ColdStart
 from sloscale.sim.engine import RunResult, SimConfig, simulate
 from sloscale.sim.report import score

@@ -27,6 +27,7 @@ from hack.closedloop import (
     scores,
 )
 from hack.demo_report import report
+from hack.emulator.runner import EmulatorRunner
 from hack.fidelity import (
     COLD_START_JITTER_S,
     COLD_START_S,
@@ -37,7 +38,6 @@ from hack.fidelity import (
 )
 from hack.localcluster.errors import StepFailed
 from sloscale.autoscale.config import parse_autoscaling
-from sloscale.emulator.runner import EmulatorRunner
 
 NAMESPACE, NAME = "default", "demo-resnet"
 TAIL_S = 90.0  # after the last request: the scale-down to minReplicas is part of the show

@@ -28,9 +28,9 @@ from hack.closedloop import (
     scores,
     within_goal,
 )
+from hack.emulator.load import poisson_arrivals
 from sloscale.autoscale.config import parse_autoscaling
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective
-from sloscale.emulator.load import poisson_arrivals
 from sloscale.sim.engine import SimConfig
 from sloscale.sim.profile import profile_capacity
 from sloscale.sim.service import ServiceModel

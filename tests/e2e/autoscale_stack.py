@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hack.devtools.prometheus import LocalPrometheus, scrape_config
+from hack.emulator.load import poisson_arrivals
+from hack.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
+from hack.emulator.server import EmulatorServer, Registry
+from hack.emulator.service import EmulatedService
 from hack.localcluster.cluster import LocalCluster
 from sloscale.autoscale.policies import AutoscalingSpec, Objective
-from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
-from sloscale.emulator.load import poisson_arrivals
-from sloscale.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
-from sloscale.emulator.server import EmulatorServer, Registry
-from sloscale.emulator.service import EmulatedService
 from sloscale.sim.engine import SimConfig
 from sloscale.sim.profile import profile_capacity
 from sloscale.sim.service import ServiceModel

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from hack.emulator.runner import EmulatorRunner
 from hack.localcluster.cluster import LocalCluster
-from sloscale.emulator.runner import EmulatorRunner
 from tests.e2e.autoscale_stack import (
     CAPACITY_RPS,
     SLO_MS,

@@ -131,8 +131,8 @@ def real_series() -> set[str]:
     """Series names the operator and (emulated) Triton export, read from the code."""
     from prometheus_client import CollectorRegistry
 
+    from hack.emulator.exposition import PodCounters, render
     from sloscale.autoscale.telemetry import AutoscalerMetrics
-    from sloscale.emulator.exposition import PodCounters, render
 
     registry = CollectorRegistry()
     AutoscalerMetrics(registry)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from runtime_support import BATCHED, EXAMPLE, TRITON_LABELS, UNBATCHED
 
-from sloscale.devtools.prometheus import LocalPrometheus, PrometheusNotFound, scrape_config
+from hack.devtools.prometheus import LocalPrometheus, PrometheusNotFound, scrape_config
 from sloscale.sim import fidelity_bench
 from sloscale_runtime.builder import BuildOptions, build
 from sloscale_runtime.errors import TritonError

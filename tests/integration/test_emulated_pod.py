@@ -15,10 +15,10 @@ import urllib.request
 import numpy as np
 import pytest
 
+from hack.emulator.runner import EmulatorRunner, ReplayTarget
+from hack.emulator.server import EmulatorServer, Registry
+from hack.emulator.service import EmulatedService
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective
-from sloscale.emulator.runner import EmulatorRunner, ReplayTarget
-from sloscale.emulator.server import EmulatorServer, Registry
-from sloscale.emulator.service import EmulatedService
 from sloscale.sim.engine import SimConfig, simulate
 from sloscale.sim.profile import FixedReplicas
 from sloscale.sim.service import ServiceModel

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from hack.devtools.prometheus import LocalPrometheus, scrape_config
+from hack.emulator.exposition import PodCounters
+from hack.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.promql import ServiceKey
-from sloscale.devtools.prometheus import LocalPrometheus, scrape_config
-from sloscale.emulator.exposition import PodCounters
-from sloscale.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sloscale.emulator.exposition import render
-from sloscale.emulator.replica import EmulatedReplica
-from sloscale.emulator.service import EmulatedService
+from hack.emulator.exposition import render
+from hack.emulator.replica import EmulatedReplica
+from hack.emulator.service import EmulatedService
 from sloscale.sim.service import ServiceModel
 
 MODEL = ServiceModel(base_ms=40.0, per_item_ms=20.0, max_batch=8, max_queue_delay_ms=5.0)
@@ -90,7 +90,7 @@ def test_metrics_page_has_tritons_names_and_labels() -> None:
 
 
 def test_poisson_phases_have_the_asked_rates() -> None:
-    from sloscale.emulator.load import poisson_arrivals
+    from hack.emulator.load import poisson_arrivals
 
     arrivals = poisson_arrivals([(100.0, 20.0), (50.0, 200.0)], seed=4)
     first, second = arrivals[arrivals < 100], arrivals[arrivals >= 100]

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from hack.emulator.server import EmulatedPod, PodKey, Registry
+from hack.emulator.service import EmulatedService
 from sloscale.api import SERVICE_LABEL
-from sloscale.emulator.server import EmulatedPod, PodKey, Registry
-from sloscale.emulator.service import EmulatedService
 
 log = logging.getLogger(__name__)
 

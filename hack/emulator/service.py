@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloscale.emulator.replica import SUMMARY_WINDOW_S, EmulatedReplica
+from hack.emulator.replica import SUMMARY_WINDOW_S, EmulatedReplica
 from sloscale.sim.service import ServiceModel
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloscale.emulator.exposition import PodCounters
+from hack.emulator.exposition import PodCounters
 from sloscale.sim.service import ServiceModel
 
 SUMMARY_WINDOW_S = 30.0  # Triton's summaries age out old observations; so do ours

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
+from hack.emulator.exposition import PodCounters, render
 from sloscale.autoscale.promql import PROM_SERVICE_LABEL
-from sloscale.emulator.exposition import PodCounters, render
 
 
 @dataclass(frozen=True, order=True)
