@@ -2,7 +2,7 @@
 
 User story: a security reviewer runs checkov on what sloscale deploys; nothing fails, and
 each finding left is a decision written down with its reason (skip annotations in the chart,
-the README's table for the operator's children).
+the table in docs/operating.md for the operator's children).
 
 checkov gives severities only with a Prisma Cloud API key; offline every severity is None,
 so every failed check counts as one to fix or to justify.
@@ -27,7 +27,7 @@ from sloscale.render.values import DEFAULT_STORAGE_IMAGE, RenderOptions
 from tests.e2e.chart_support import EVERYTHING, ROOT, render_text
 
 pytestmark = pytest.mark.e2e
-SECTION = "### Security checks (checkov)"
+SECTION = "## Security checks (checkov)"
 
 
 def checkov(manifests: str, folder: Path) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def children_of_examples() -> str:
 
 
 def documented_findings() -> dict[str, str]:
-    """Check id -> reason, from the README table of the operator's children's findings."""
-    text = (ROOT / "README.md").read_text()
+    """Check id -> reason, from the table of the operator's children's findings."""
+    text = (ROOT / "docs" / "operating.md").read_text()
     section = text.split(SECTION, 1)[1].split("\n#", 1)[0]
     rows = re.findall(r"^\| `(CKV2?_K8S_\d+)` \| [^|]+ \| ([^|]+) \|$", section, re.MULTILINE)
     return {check: reason.strip() for check, reason in rows}
@@ -91,6 +91,6 @@ def test_operator_children_fail_exactly_the_documented_checks(tmp_path: Path) ->
     report = checkov(children_of_examples(), tmp_path)
     failed = {c["check_id"] for c in report["results"]["failed_checks"]}
     documented = documented_findings()
-    assert documented, f"README lacks the table under {SECTION!r}"
-    assert failed - set(documented) == set(), "new findings: fix them or justify in README"
-    assert set(documented) - failed == set(), "README justifies checks that no longer fail"
+    assert documented, f"docs/operating.md lacks the table under {SECTION!r}"
+    assert failed - set(documented) == set(), "new findings: fix or justify them (docs)"
+    assert set(documented) - failed == set(), "docs justify checks that no longer fail"

@@ -3,7 +3,7 @@
 User story: an SRE runs sloscale through the failures a cluster really has: the operator
 killed mid-work, the API server restarted, Prometheus gone for minutes, other writers racing
 it, hand edits, deletions while it is down, garbage in its annotations. Each test names the
-guarantee it proves; the README's "Reliability" section lists them.
+guarantee it proves; docs/operating.md, section "Reliability", lists them.
 """
 
 from __future__ import annotations
