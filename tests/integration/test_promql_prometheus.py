@@ -87,7 +87,7 @@ def test_batched_queries_give_each_services_numbers(prometheus_over_emulator) ->
     _wait_for_full_window(prom.url, 10)
     fetched = source.fetch(time.time())
     assert fetched.error is None
-    assert len(fetched.vectors) == 7  # one query per metric, for every service at once
+    assert len(fetched.vectors) == 8  # one query per metric, for every service at once
 
     alpha = fetched.for_service(ServiceKey("prod", "alpha"), "p95", stale_after_s=30).snapshot
     beta = fetched.for_service(ServiceKey("prod", "beta"), "p99", stale_after_s=30).snapshot
@@ -100,6 +100,8 @@ def test_batched_queries_give_each_services_numbers(prometheus_over_emulator) ->
     assert beta.latency_ms == pytest.approx(30.0)  # p99 = 1.5 x 20 ms
     assert alpha.queue_ms == pytest.approx(2.0, rel=0.05)
     assert alpha.pending == 3
+    # A steady load: its peak rate between two scrapes is its rate (the subquery is valid PromQL).
+    assert alpha.rps_peak == pytest.approx(48.0, rel=0.25)
 
     missing = fetched.for_service(ServiceKey("prod", "gamma"), "p95", stale_after_s=30)
     assert (missing.available, missing.reason) == (False, "NoSamples")

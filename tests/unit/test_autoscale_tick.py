@@ -128,6 +128,22 @@ def test_census_counts_each_kind_of_pod() -> None:
     assert census(5, [census_fields(p) for p in pods]) == result
 
 
+def _timed_pod(scheduled_at: str, ready_at: str | None) -> dict:
+    conditions = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled_at}]
+    if ready_at is not None:
+        conditions.append({"type": "Ready", "status": "True", "lastTransitionTime": ready_at})
+    return {"metadata": {}, "status": {"phase": "Running", "conditions": conditions}}
+
+
+def test_census_measures_the_cold_start_from_the_ready_pods() -> None:
+    pods = [_timed_pod("2026-12-02T10:00:00Z", f"2026-12-02T10:00:{seconds:02d}Z")
+            for seconds in (30, 40, 45, 50)] + [_timed_pod("2026-12-02T10:00:00Z", None)]
+    # p90 of 30, 40, 45, 50 s (nearest rank): 50; the pod not Ready yet tells nothing
+    state = census(5, [census_fields(p) for p in pods]).state
+    assert state.cold_start_s == 50.0
+    assert census(1, [_pod()]).state.cold_start_s is None  # no times: unknown, not 0
+
+
 def test_reduced_objects_keep_identity_and_drop_the_rest() -> None:
     pod = _pod(deletionTimestamp="2026-11-22T00:00:00Z")
     pod["spec"] = {"containers": [{"name": "triton", "image": "x" * 1000}]}

@@ -19,6 +19,7 @@ from sloscale.autoscale.policies import (
 from sloscale.autoscale.policies.hpa import HpaPolicy
 from sloscale.autoscale.policies.keda import KedaLatencyPolicy, KedaPolicy
 from sloscale.autoscale.policies.kpa import KpaPolicy
+from sloscale.autoscale.policies.slo import SloPolicy
 from sloscale.simulate_cmd import POLICY_CHOICES
 
 SPEC = AutoscalingSpec(maxReplicas=100, objective=Objective("p95", 150.0), coldStartSeconds=60.0,
@@ -99,6 +100,13 @@ def test_a_tuned_variant_needs_its_value(monkeypatch: pytest.MonkeyPatch) -> Non
         make_policy("kpa-tuned", SPEC)
 
 
+def test_slo_takes_its_parameters_by_name() -> None:
+    policy = make_policy("slo[neighbours=5]", SPEC)
+    assert isinstance(policy, SloPolicy) and policy.name == "slo[neighbours=5]"
+    assert policy.params.neighbours == 5 and isinstance(policy.params.neighbours, int)
+    assert make_policy("slo[use_forecast=0]", SPEC).params.use_forecast is False
+
+
 def test_tuned_variants_read_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(TUNED, "keda", 0.85)
     policy = make_policy("keda-tuned", SPEC)
@@ -111,7 +119,7 @@ def test_tuned_variants_read_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("keda-tuned", SPEC, {"threshold_utilization": 0.8}, "takes its value from TUNED"),
         ("keda", SPEC, {"target_ratio": 0.8}, "takes only threshold_utilization"),
-        ("slo", SPEC, {"target_ratio": 0.8}, "no knob"),
+        ("slo", SPEC, {"target_ratio": 0.8}, "policy slo takes only"),
         ("nope", SPEC, {}, "unknown policy"),
         ("keda", replace(SPEC, capacityRpsPerReplica=None), {}, "capacityRpsPerReplica"),
         ("kpa", replace(SPEC, capacityRpsPerReplica=None), {}, "capacityRpsPerReplica"),

@@ -29,12 +29,15 @@ def test_queries_are_a_fixed_set_grouped_by_namespace_and_service() -> None:
         "last_sample",
         "latency_p95_ms",
         "latency_p99_ms",
+        "rps_peak",
     }
     for query in built.values():
         assert f"by (namespace, {PROM_SERVICE_LABEL})" in query
     assert "[60s]" in built["rps"]
     assert 'quantile="0.95"' in built["latency_p95_ms"]
     assert built["latency_p95_ms"].startswith("max by")  # conservative across pods
+    # the peak of the rates between two scrapes over the window: a subquery, one per tick
+    assert built["rps_peak"].startswith("max_over_time(") and "[60s:15s]" in built["rps_peak"]
 
 
 @pytest.mark.parametrize(

@@ -191,6 +191,24 @@ def test_pods_become_ready_after_the_cold_start() -> None:
     assert pods.state(70.0).ready == 4
 
 
+def test_pods_report_their_measured_cold_start() -> None:
+    pods = Pods.warm(2, ColdStart(60.0, 20.0), np.random.default_rng(0))
+    assert pods.state(0.0).cold_start_s is None  # warm pods have none to tell
+    pods.scale_to(6, now=0.0)
+    draws = sorted(pods.cold_start_s.values())
+    assert len(draws) == 4 and all(40.0 <= d <= 80.0 for d in draws)
+    assert pods.state(100.0).cold_start_s == pytest.approx(np.percentile(draws, 90))
+
+
+def test_scraper_reports_the_peak_rate_between_two_scrapes() -> None:
+    scraper = Scraper(np.zeros(100), np.zeros(100))
+    for now, completed in [(0.0, 0), (5.0, 10), (10.0, 60), (15.0, 70)]:
+        scraper.record(now, completed, 0, 0.0)
+    snapshot = scraper.snapshot(15.0, 15.0, 95.0)
+    assert snapshot.rps == pytest.approx(70 / 15)
+    assert snapshot.rps_peak == pytest.approx(50 / 5)
+
+
 def test_gpu_budget_keeps_extra_pods_pending_and_free() -> None:
     pods = Pods.warm(2, ColdStart(30.0), np.random.default_rng(0), gpu_budget=3)
     pods.scale_to(6, now=0.0)

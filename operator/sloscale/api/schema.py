@@ -238,7 +238,8 @@ def runtime_schema() -> Schema:
 
 def step_schema(what: str) -> Schema:
     # No defaults: unset means the policy's own rules, the ones the simulator measured (slo:
-    # no limit up, 5% of the replicas down after max(120 s, coldStart + interval); hpa/keda:
+    # no limit up; down stepwise over a horizon once a whole max(stabilization, horizon)
+    # needed fewer pods, the horizon being cold start + interval + metric lag; hpa/keda:
     # the HPA behavior defaults; kpa: Knative's). A default here would override them all.
     return obj(
         f"Limits on how fast the autoscaler scales {what}; unset fields keep the policy's own.",

@@ -22,7 +22,7 @@ from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.metrics import Fetched
 from sloscale.autoscale.policies import make_policy
 from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
-from sloscale.autoscale.policies.slo import SloParams
+from sloscale.autoscale.policies.slo import UNSCHEDULABLE_BACKOFF_S
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
 from sloscale.autoscale.status import autoscaling_status, needs_write
@@ -34,7 +34,7 @@ PROFILE_CACHE_S = 60.0
 # Status and scale writes in flight at once per tick.
 WRITE_CONCURRENCY = 8
 # As long as the slo policy keeps below a schedulable ceiling after seeing Pending pods.
-UNSCHEDULABLE_MEMORY_S = SloParams().unschedulable_backoff_s
+UNSCHEDULABLE_MEMORY_S = UNSCHEDULABLE_BACKOFF_S
 
 
 class MetricsSource(Protocol):

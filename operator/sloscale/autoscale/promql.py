@@ -18,6 +18,9 @@ PROM_SERVICE_LABEL = "inferenceservice"
 GROUP = f"namespace, {PROM_SERVICE_LABEL}"
 QUANTILES = {"p95": "0.95", "p99": "0.99"}
 DURATION = "nv_inference_request_duration_us"
+# The ServiceMonitor's scrape interval (render/templates/servicemonitor.yaml.j2): the shortest
+# span a rate can be taken over, the step of the peak short-window rate.
+SCRAPE_S = 15
 QUEUE = "nv_inference_queue_duration_us"
 
 
@@ -48,6 +51,9 @@ def queries(window_s: float) -> dict[str, str]:
         "latency_mean_ms": f"{_rate(DURATION, window)} / {success} / 1000",
         "queue_ms": f"{_rate(QUEUE, window)} / {success} / 1000",
         "pending": f"sum by ({GROUP}) (nv_inference_pending_request_count)",
+        # The highest rate between two scrapes within the window: how bursty it was.
+        "rps_peak": (f"max_over_time((sum by ({GROUP}) (irate(nv_inference_request_success"
+                     f"[{3 * SCRAPE_S}s])))[{window}:{SCRAPE_S}s])"),
         # Newest sample time per service: what staleness is judged on.
         "last_sample": f"max by ({GROUP}) (timestamp(nv_inference_request_success))",
     }
@@ -114,5 +120,6 @@ def snapshot_for(
         latency_ms=mean_ms if latency == "mean" else percentile_ms,
         queue_ms=vectors.get("queue_ms", {}).get(key),
         pending=vectors.get("pending", {}).get(key),
+        rps_peak=vectors.get("rps_peak", {}).get(key),
     )
     return ServiceMetrics(snapshot, "MetricsFresh", f"newest sample {age_s:.0f}s old")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sloscale.autoscale.policies.base import ReplicaState
@@ -50,6 +52,7 @@ def replicas_fields(deployment: Mapping[str, Any]) -> dict[str, Any]:
 
 def census(desired: int, pods: Iterable[Mapping[str, Any]]) -> PodCensus:
     """Count the pods of one Deployment; terminating pods are not capacity any more."""
+    pods = list(pods)
     ready = starting = pending = 0
     message = None
     for pod in pods:
@@ -68,4 +71,29 @@ def census(desired: int, pods: Iterable[Mapping[str, Any]]) -> PodCensus:
             ready += 1
         else:
             starting += 1
-    return PodCensus(ReplicaState(desired, ready, starting, pending), message)
+    state = ReplicaState(desired, ready, starting, pending)
+    return PodCensus(replace(state, cold_start_s=cold_start_p90(pods)), message)
+
+
+def _since(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None) -> float | None:
+    try:
+        begin = datetime.fromisoformat(str(start["lastTransitionTime"]))  # type: ignore[index]
+        done = datetime.fromisoformat(str(end["lastTransitionTime"]))  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
+    seconds = (done - begin).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+def cold_start_p90(pods: Iterable[Mapping[str, Any]]) -> float | None:
+    """p90 of scheduled -> Ready over the Ready pods (None when none tells it): the cold start
+    the service really has, which the slo policy plans with."""
+    seconds = sorted(
+        s for pod in pods
+        if _is_true(ready := _condition(pod, "Ready"))
+        and _is_true(scheduled := _condition(pod, "PodScheduled"))
+        and (s := _since(scheduled, ready)) is not None
+    )
+    if not seconds:
+        return None
+    return seconds[min(len(seconds) - 1, math.ceil(0.9 * len(seconds)) - 1)]

@@ -36,6 +36,7 @@ class Pods:
     rng: np.random.Generator
     gpu_budget: int | None = None
     ready_at: dict[int, float] = field(default_factory=dict)
+    cold_start_s: dict[int, float] = field(default_factory=dict)  # of pods scheduled, not warm
     pending: int = 0
     created: int = 0  # ids handed out so far
 
@@ -54,7 +55,14 @@ class Pods:
     def state(self, now: float) -> ReplicaState:
         ready = sum(1 for t in self.ready_at.values() if t <= now)
         return ReplicaState(self.scheduled + self.pending, ready, self.scheduled - ready,
-                            self.pending)
+                            self.pending, self._cold_start_p90(now))
+
+    def _cold_start_p90(self, now: float) -> float | None:
+        """What the loop measures: p90 of scheduled -> Ready over the scheduled pods that are
+        Ready (pods Ready from the start have no cold start to tell)."""
+        seen = [s for pod, s in self.cold_start_s.items()
+                if pod in self.ready_at and self.ready_at[pod] <= now]
+        return float(np.percentile(seen, 90)) if seen else None
 
     def scale_to(self, desired: int, now: float, instant: bool = False) -> list[int]:
         """Create or delete pods; deletion takes Pending, then the newest (least ready) first.
@@ -73,13 +81,18 @@ class Pods:
                 deleted = newest[len(newest) - excess:]
                 for pod in deleted:
                     del self.ready_at[pod]
+                    self.cold_start_s.pop(pod, None)
         self._schedule(now, instant)
         return deleted
 
     def _schedule(self, now: float, instant: bool) -> None:
         while self.pending and (self.gpu_budget is None or self.scheduled < self.gpu_budget):
             self.pending -= 1
-            self.ready_at[self.created] = now if instant else now + self.cold_start.draw(self.rng)
+            if instant:
+                self.ready_at[self.created] = now
+            else:
+                self.cold_start_s[self.created] = self.cold_start.draw(self.rng)
+                self.ready_at[self.created] = now + self.cold_start_s[self.created]
             self.created += 1
 
     def by_ready_time(self) -> tuple[np.ndarray, np.ndarray]:

@@ -46,11 +46,21 @@ class Scraper:
                     - self.completed[first] - self.rejected[first])
         latencies = self.latency_ms[self.completed[first]:self.completed[last]]
         snapshot_time = self.times[last]
+        peak = self._peak_rps(first, last)
         if len(latencies) == 0:
-            return Snapshot(snapshot_time, rps=finished / span_s, pending=self.queued[last])
+            return Snapshot(snapshot_time, rps=finished / span_s, pending=self.queued[last],
+                            rps_peak=peak)
         queue = self.queue_ms[self.completed[first]:self.completed[last]]
         mean = float(latencies.mean())
         tail = mean if percentile is None else float(np.percentile(latencies, percentile))
         return Snapshot(snapshot_time, rps=finished / span_s, latency_mean_ms=mean,
                         latency_ms=tail, queue_ms=float(queue.mean()),
-                        pending=self.queued[last])
+                        pending=self.queued[last], rps_peak=peak)
+
+    def _peak_rps(self, first: int, last: int) -> float:
+        """The highest rate between two consecutive scrapes in first..last."""
+        return max(
+            (self.completed[k + 1] + self.rejected[k + 1] - self.completed[k] - self.rejected[k])
+            / (self.times[k + 1] - self.times[k])
+            for k in range(first, last)
+        )

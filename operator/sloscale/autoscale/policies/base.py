@@ -92,6 +92,8 @@ class Snapshot:
     latency_ms: float | None = None  # at the objective's percentile
     queue_ms: float | None = None
     pending: float | None = None  # requests waiting in the servers' queues
+    # The highest rate over one scrape interval within the window: how bursty the window was.
+    rps_peak: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class ReplicaState:
     ready: int
     starting: int = 0
     pending: int = 0
+    # Seconds from scheduled to Ready, p90 of the pods seen (None: none has told it yet).
+    cold_start_s: float | None = None
 
 
 @dataclass(frozen=True)

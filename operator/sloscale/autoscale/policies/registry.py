@@ -3,13 +3,13 @@ baseline's main knob with the grid a benchmark tunes it over, and the `<name>-tu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
 from sloscale.autoscale.policies.hpa import GUIDE_TARGET_RATIO, HpaPolicy
 from sloscale.autoscale.policies.keda import KedaLatencyPolicy, KedaPolicy
 from sloscale.autoscale.policies.kpa import KpaPolicy, KpaSettings
-from sloscale.autoscale.policies.slo import SloPolicy
+from sloscale.autoscale.policies.slo import SloParams, SloPolicy
 
 # What the simulator compares: ours and each baseline as documented.
 POLICY_NAMES = ("slo", "hpa", "keda", "keda-latency", "kpa")
@@ -84,9 +84,7 @@ def make_policy(name: str, spec: AutoscalingSpec, **overrides: float) -> Policy:
                              f" run the benchmark's grid first")
         return _build(base, spec, TUNED[base], name)
     if name == "slo":
-        if overrides:
-            raise ValueError(f"policy slo has no knob to override, got {sorted(overrides)}")
-        return SloPolicy()
+        return _slo(overrides)
     knob = TUNING.get(name)
     if knob is None:
         raise ValueError(f"unknown policy {name!r}; choose one of "
@@ -116,6 +114,21 @@ def metrics_window_s(name: str) -> float | None:
                          f"{', '.join(POLICY_NAMES + TUNED_NAMES)}")
     window_s: float | None = policy.metrics_window_s  # type: ignore[attr-defined]
     return window_s
+
+
+def _slo(overrides: dict[str, float]) -> SloPolicy:
+    """`slo`, or `slo[param=value]` with one of SloParams' fields set (the ablations)."""
+    known = {f.name for f in fields(SloParams)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"policy slo takes only {', '.join(sorted(known))}, got {sorted(unknown)}")
+    if not overrides:
+        return SloPolicy()
+    label = ",".join(f"{k}={v:g}" for k, v in overrides.items())
+    types = {f.name: type(getattr(SloParams(), f.name)) for f in fields(SloParams)}
+    typed = {k: v if types[k] in (float, type(None)) else types[k](v)
+             for k, v in overrides.items()}
+    return SloPolicy(params=replace(SloParams(), **typed), name=f"slo[{label}]")
 
 
 def _capacity(spec: AutoscalingSpec, name: str) -> float:

@@ -1,0 +1,82 @@
+"""Demand over a horizon as a distribution, learned from the service's own forecast errors.
+
+At each decision the policy records the demand it sees (the window's rate plus the backlog)
+and the peak short-window rate. The level at a decision is the mean demand over the horizon
+before it (one window's rate is 0 between the requests of an on/off service, a horizon's mean
+is not). Once a horizon H has passed after a record, the highest short-window rate seen during
+that horizon, divided by the record's level, is one realised error: how much higher than the
+level the demand rose before a pod asked for then could have served. The forecast for the
+coming horizon is the level now times the q-quantile of the errors remembered at levels near
+it: a service whose load jumps often keeps a high ratio, a steady one a ratio near 1 (the
+errors depend on the level: a quiet on/off service jumps by more than a busy one). Pure: the
+state is explicit, the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DemandHistory:
+    """Decisions seen (time, base rps, peak short-window rps) and the errors realised from them."""
+
+    seen: list[tuple[float, float, float]] = field(default_factory=list)  # time, level, peak
+    # (time recorded, log of the level then, ratio realised)
+    errors: list[tuple[float, float, float]] = field(default_factory=list)
+    resolved: int = 0  # records of `seen` whose horizon has passed
+    realised: int = 0  # records whose horizon has passed, ever (an idle one teaches too)
+    bases: list[tuple[float, float]] = field(default_factory=list)  # demand over the horizon
+
+    def record(self, now: float, base_rps: float, peak_rps: float, horizon_s: float,
+               memory_s: float) -> float:
+        """Add this decision's demand, realise the errors whose horizon has passed, forget
+        errors older than `memory_s`; returns the level now."""
+        self.bases.append((now, base_rps))
+        while self.bases and self.bases[0][0] <= now - horizon_s:
+            self.bases.pop(0)
+        level = sum(b for _, b in self.bases) / len(self.bases)
+        self.seen.append((now, level, max(base_rps, peak_rps)))
+        self._realise(now, horizon_s)
+        cut = bisect.bisect_left(self.errors, (now - memory_s, -math.inf, -math.inf))
+        del self.errors[:cut]
+        return level
+
+    def _realise(self, now: float, horizon_s: float) -> None:
+        seen = self.seen
+        while self.resolved < len(seen) and seen[self.resolved][0] + horizon_s <= now:
+            start, base, _ = seen[self.resolved]
+            later = [peak for t, _, peak in seen[self.resolved + 1:] if t <= start + horizon_s]
+            if later and base > 0:
+                self.errors.append((start, math.log(base), max(later) / base))
+            self.resolved += 1
+            self.realised += 1
+        # Records older than every pending horizon are no longer needed.
+        drop = max(0, self.resolved - 1)
+        if drop > 64:
+            del self.seen[:drop]
+            self.resolved -= drop
+
+    def ratio(self, quantile: float, level_rps: float, neighbours: int, factor: float) -> float:
+        """The q-quantile of the ratios realised from the `neighbours` records whose level was
+        closest to `level_rps`, within `factor` of it (a quiet service jumps by more than a
+        busy one: the errors depend on the level), never below 1 (1 with none)."""
+        if not self.errors or level_rps <= 0:
+            return 1.0
+        here = math.log(level_rps)
+        close = [e for e in self.errors if abs(e[1] - here) <= math.log(factor)]
+        if not close:  # never seen near this level: nothing to scale by
+            return 1.0
+        nearest = sorted(close, key=lambda e: abs(e[1] - here))[:neighbours]
+        ratios = sorted(r for _, _, r in nearest)
+        rank = min(len(ratios) - 1, max(0, math.ceil(quantile * len(ratios)) - 1))
+        return max(1.0, ratios[rank])
+
+
+def forecast_rps(history: DemandHistory, level_rps: float, peak_rps: float,
+                 quantile: float, neighbours: int, factor: float) -> float:
+    """The q-quantile of the peak short-window demand over the horizon: the level scaled by the
+    error quantile at this level, never below the peak seen now."""
+    return max(peak_rps, level_rps * history.ratio(quantile, level_rps, neighbours, factor))
