@@ -42,7 +42,7 @@ def test_no_data_holds_never_zero(snapshot: Snapshot, replicas: ReplicaState) ->
     [
         (40.0, None, 0.0, 4),  # ceil(40 / 10): sized at the profiled capacity
         (40.0, 75.0, 0.0, 8),  # the window's peak short-window rate, not its mean
-        (40.0, None, 150.0, 5),  # a backlog drains within a decision: 40 + 150 / 15
+        (40.0, None, 990.0, 6),  # a backlog drains within the horizon: 40 + 990 / 90 = 51
     ],
 )
 def test_sizes_for_the_demand_seen_before_anything_is_learned(

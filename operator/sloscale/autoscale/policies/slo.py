@@ -153,20 +153,25 @@ class SloPolicy:
         pending = snapshot.pending or 0.0
         self._learn(snapshot.rps, pending, latency_ms, replicas, spec, now)
         horizon_s = self.horizon_s(replicas, spec)
-        base = snapshot.rps + pending / spec.interval  # a backlog must drain within a decision
-        peak = max(base, (snapshot.rps_peak or 0.0) if self.params.use_burstiness else 0.0)
-        level = state.demand.record(now, base, peak, horizon_s, self.params.error_memory_s)
+        # The history holds arrivals only: a backlog is this moment's debt, not a demand level
+        # to learn from (one overload would teach ratios of hundreds).
+        rate = snapshot.rps
+        peak = max(rate, (snapshot.rps_peak or 0.0) if self.params.use_burstiness else 0.0)
+        level = state.demand.record(now, rate, peak, horizon_s, self.params.error_memory_s)
         quantile = self.quantile(spec)
-        demand = (forecast_rps(state.demand, level, peak, quantile, self.params.neighbours,
-                               self.params.neighbourhood_factor)
-                  if self.params.use_forecast else peak)
+        arrivals = (forecast_rps(state.demand, level, peak, quantile, self.params.neighbours,
+                                 self.params.neighbourhood_factor)
+                    if self.params.use_forecast else peak)
+        # Pods asked for now serve after the horizon: they must drain the backlog within one.
+        demand = arrivals + pending / horizon_s
         breach = (latency_ms > spec.objective.targetMs
                   and snapshot.rps * self._window_s(spec) >= min_breach_requests(spec))
         desired, reason, bound_by = self._target(demand, peak, breach, replicas, spec, now,
                                                  horizon_s)
         desired = spec.clamp(self._respect_schedulable(desired, replicas, now))
         details = {
-            "demand_rps": base,
+            "demand_rps": rate,
+            "backlog": pending,
             "demand_level_rps": level,
             "demand_quantile_rps": demand,
             "quantile": quantile,
