@@ -53,7 +53,8 @@ def verdicts(document: dict) -> list[str]:
         f"(<= {GOAL_COST_RATIO}): "
         f"{'met' if slo['replica_hours_vs_oracle'] <= GOAL_COST_RATIO else 'MISSED'}",
     ]
-    for name, row in document["policies"].items():
+    rivals = {**document["policies"], "static fleet": document["static_fleet"]}
+    for name, row in rivals.items():
         if name != "slo" and not name.startswith("slo"):
             state = "dominates" if pareto_dominates(slo, row) else "does NOT dominate"
             lines.append(f"goal: slo {state} {name}")

@@ -15,8 +15,8 @@ from sloscale.autoscale.policies.base import AutoscalingSpec
 from sloscale.sim.bound import lower_bound_replica_seconds
 from sloscale.sim.engine import RunResult, SimConfig, simulate
 from sloscale.sim.oracle import BUCKET_S, OracleSchedule, certify, initial_ready, search_need
-from sloscale.sim.profile import profiled_spec
-from sloscale.sim.report import score
+from sloscale.sim.profile import FixedReplicas, profiled_spec
+from sloscale.sim.report import score, windows_meeting_objective
 from sloscale.sim.service import ServiceModel
 from sloscale.sim.traces import Trace
 
@@ -32,6 +32,32 @@ def _progress(step: int, total: int, label: str, started: float) -> None:
     done = "#" * step + "." * (total - step)
     print(f"\r[{done}] {step}/{total} {label:<24} {time.monotonic() - started:6.1f}s",
           end="" if step < total else "\n", file=sys.stderr, flush=True)
+
+
+# The windows a fixed fleet must meet to count as "the fleet a user would provision".
+STATIC_WINDOWS = 0.99
+
+
+def static_fleet(arrivals_s: np.ndarray, spec: AutoscalingSpec, service: ServiceModel,
+                 config: SimConfig) -> tuple[int, RunResult]:
+    """The smallest fixed fleet, chosen in hindsight, that meets the objective in
+    STATIC_WINDOWS of the windows (maxReplicas if none does): what a team that provisions for
+    the peak and never scales runs. Bisection: more pods never meet fewer windows here."""
+    def run(pods: int) -> RunResult:
+        fixed = replace(spec, minReplicas=pods, maxReplicas=pods)
+        return simulate(arrivals_s, FixedReplicas(pods, name="static"), fixed, service,
+                        replace(config, initial_replicas=pods))
+
+    low, high = 1, spec.maxReplicas
+    best = run(high)
+    while low < high:
+        middle = (low + high) // 2
+        attempt = run(middle)
+        if windows_meeting_objective(attempt, spec) >= STATIC_WINDOWS:
+            high, best = middle, attempt
+        else:
+            low = middle + 1
+    return high, best
 
 
 def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: SimConfig,
@@ -64,6 +90,7 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
         report(step, total, name, started)
         seen = spec if slo_profile or name != "slo" else replace(spec, capacityRpsPerReplica=None)
         runs.append(simulate(trace.arrivals_s, make_policy(name, spec), seen, service, config))
+    static_pods, static_run = static_fleet(trace.arrivals_s, spec, service, config)
     report(total, total, "done", started)
     oracle_hours = oracle.run.replica_seconds / 3600.0
     oracle_score = score(oracle.run, spec, oracle_hours)
@@ -83,6 +110,7 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
         "lower_bound": {"replica_hours": bound_s / 3600.0,
                         "replica_hours_vs_oracle": bound_s / 3600.0 / oracle_hours
                         if oracle_hours > 0 else None},
+        "static_fleet": {"replicas": static_pods, **score(static_run, spec, oracle_hours)},
         "policies": {run.name: score(run, spec, oracle_hours) for run in runs},
         "elapsed_s": time.monotonic() - started,
     }

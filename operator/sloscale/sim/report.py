@@ -41,6 +41,8 @@ def format_table(document: dict[str, Any]) -> str:
     lines = [header, "-" * len(header)]
     rows = dict(document["policies"])
     rows["oracle"] = document["oracle"]
+    if "static_fleet" in document:  # documents written before it have none
+        rows[f"static ({document['static_fleet']['replicas']} pods)"] = document["static_fleet"]
     for name, row in rows.items():
         ratio = row.get("replica_hours_vs_oracle")
         lines.append(
