@@ -213,6 +213,35 @@ def bench_ablations(bases: list[Trace], args: argparse.Namespace) -> dict:
     return results
 
 
+# Each SloParams parameter on both sides of its default: its measured effect (docs/benchmarks.md).
+SLO_SWEEP = (
+    "slo", "slo[demand_quantile=0.8]", "slo[demand_quantile=0.9]", "slo[demand_quantile=0.99]",
+    "slo[error_memory_s=1800]", "slo[error_memory_s=7200]",
+    "slo[neighbours=10]", "slo[neighbours=40]", "slo[neighbourhood_factor=1.2]",
+    "slo[neighbourhood_factor=2]", "slo[healthy_latency_fraction=0.6]",
+    "slo[healthy_latency_fraction=0.9]", "slo[max_capacity_cut=0.5]", "slo[max_capacity_cut=0.9]",
+    "slo[recovery_rate=1.005]", "slo[recovery_rate=1.1]",
+)
+
+
+def bench_slo_sweep(bases: list[Trace], args: argparse.Namespace) -> dict:
+    """Every slo parameter moved one way and the other, on every trace."""
+    rows: dict[str, dict[str, Any]] = {}
+    for base in bases:
+        trace, _, service, spec, config = _scaled(base, args)
+        document = compare(trace, spec, service, config, list(SLO_SWEEP)).document
+        for name, row in document["policies"].items():
+            rows.setdefault(name, {})[trace.name] = row
+    names = [base.name[:14] for base in bases]
+    print("\n## the slo policy's parameters (windows meeting the objective / x oracle)")
+    print(f"{'setting':<36}" + "".join(f"{n:>16}" for n in names))
+    for name, per_trace in rows.items():
+        print(f"{name:<36}" + "".join(
+            f"{row['windows_meeting_objective']:>9.3f}/{row['replica_hours_vs_oracle']:<5.2f}x"
+            for row in per_trace.values()))
+    return rows
+
+
 def bench_speed(path: Path, args: argparse.Namespace) -> dict:
     """24 h and about 5 M requests from an hour-long trace: all policies plus the oracle."""
     service, spec, config = _setup(args)
@@ -255,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--ablations", action="store_true",
                         help="also run the slo policy without each of its parts")
+    parser.add_argument("--slo-sweep", action="store_true",
+                        help="also move each slo parameter around its default")
     args = parser.parse_args(argv)
     paths = sorted(p for p in args.traces.iterdir() if p.suffix in (".csv", ".jsonl"))
     if not paths:
@@ -273,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         results[trace.name] = bench_trace(trace, args, args.out)
     if args.ablations:
         results["ablations"] = bench_ablations([*shared, *heldout], args)
+    if args.slo_sweep:
+        results["slo_sweep"] = bench_slo_sweep([*shared, *heldout], args)
     if not args.skip_speed:
         results["speed"] = bench_speed(paths[0], args)
     (args.out / "bench-autoscale.json").write_text(json.dumps(results, indent=2, default=float))

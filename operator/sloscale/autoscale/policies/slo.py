@@ -50,13 +50,11 @@ class SloParams:
     neighbours: int = 20
     # ... within this factor of the level (a ratio learned at a tenth of the level, a quiet
     # service waking up, says nothing about a busy one).
-    neighbourhood_factor: float = 2.0
+    neighbourhood_factor: float = 1.5
     # Capacity learning. A percentile under this share of the target at load x says one pod
-    # carries at least x (capacity rises); a breach says it carries less (it falls) ...
+    # carries at least x (capacity rises); a breach says it carries less (it falls), unless a
+    # backlog explains it (a queue built while pods were missing, not one pod's speed).
     healthy_latency_fraction: float = 0.8
-    # ... unless the latency is above this multiple of the target: that is a queue built while
-    # pods were missing, not one pod's speed at this load.
-    queueing_latency_factor: float = 2.0
     # One breach lowers the learned capacity by at most this factor, and while latency is
     # healthy a cut capacity recovers toward the profile by `recovery_rate` per decision.
     max_capacity_cut: float = 0.8
@@ -90,13 +88,13 @@ def learn_capacity(
 ) -> float | None:
     """Update rps/replica at target: a breach at load x bounds it below x, a healthy x above.
 
-    A breach with a backlog, or far above the target, says nothing about capacity: a queue
-    (perhaps already drained, the window is older than now) made it slow, not this load.
+    A breach with a backlog says nothing about capacity: a queue (perhaps already drained,
+    the window is older than now) made it slow, not this load.
     """
     if load_per_replica <= 0:
         return capacity
     if latency_ms > target_ms:
-        if backlog or latency_ms > target_ms * params.queueing_latency_factor:
+        if backlog:
             return capacity
         ceiling = load_per_replica * 0.95
         if capacity is None:
