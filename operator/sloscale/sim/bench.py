@@ -127,7 +127,25 @@ def noisy_ramp(seed: int, hours: float = 2.0) -> Trace:
     return _poisson_trace("heldout_noisy_ramp", rate, rng)
 
 
-HELDOUT = (diurnal_with_steps, bursty_on_off, noisy_ramp)
+def flash_crowds(seed: int, hours: float = 2.0) -> Trace:
+    """A fourth held-out trace, added after every slo parameter was fixed and never tuned on:
+    a 40-minute wave (200 rps +- 40 %) and flash crowds (exponential gaps, mean 15 min) that
+    ramp to 2-3x over 60-120 s, hold 3-8 minutes and fade over a minute."""
+    rng = np.random.default_rng(seed + 3)
+    n_seconds = int(hours * 3600)
+    seconds = np.arange(n_seconds)
+    rate = 200.0 * (1.0 + 0.4 * np.sin(2 * np.pi * seconds / 2400.0))
+    start = float(rng.exponential(900.0))
+    while start < n_seconds:
+        ramp, hold, factor = rng.uniform(60.0, 120.0), rng.uniform(180.0, 480.0), rng.uniform(2, 3)
+        since = seconds - start
+        shape = np.clip(np.minimum(since / ramp, (ramp + hold + 60.0 - since) / 60.0), 0.0, 1.0)
+        rate *= 1.0 + (factor - 1.0) * shape
+        start += ramp + hold + 60.0 + rng.exponential(900.0)
+    return _poisson_trace("heldout_flash_crowds", rate, rng)
+
+
+HELDOUT = (diurnal_with_steps, bursty_on_off, noisy_ramp, flash_crowds)
 
 
 def _scaled(base: Trace, args: argparse.Namespace
