@@ -132,8 +132,10 @@ def test_measured_cold_start_sets_the_horizon() -> None:
 
 
 def test_the_demand_quantile_follows_the_objective() -> None:
-    assert SloPolicy().quantile(SPEC) == 0.95
-    assert SloPolicy().quantile(replace(SPEC, objective=Objective("p99", 200.0))) == 0.99
+    assert SloPolicy().quantile(SPEC) == pytest.approx(0.90)
+    assert SloPolicy().quantile(replace(SPEC, objective=Objective("p99", 200.0))) == \
+        pytest.approx(0.98)
+    assert SloPolicy().quantile(replace(SPEC, objective=Objective("mean", 200.0))) == 0.5
     assert SloPolicy(params=SloParams(demand_quantile=0.5)).quantile(SPEC) == 0.5
 
 
@@ -178,7 +180,7 @@ def test_every_decision_explains_itself() -> None:
     details = SloPolicy().decide(snap(0.0, 40.0, peak=50.0), ReplicaState(2, 2), SPEC,
                                  0.0).details
     assert details["demand_quantile_rps"] == 50.0
-    assert details["quantile"] == 0.95
+    assert details["quantile"] == pytest.approx(0.90)
     assert details["capacity_rps"] == 10.0
     assert details["predicted_load_per_pod"] == pytest.approx(10.0)
 

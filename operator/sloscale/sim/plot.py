@@ -55,7 +55,8 @@ def write_plot(path: Path, runs: list[RunResult], oracle: OracleSchedule, slo_ms
 
 def write_pareto(path: Path, document: dict[str, Any], title: str) -> None:
     """Replica-hours against windows meeting the objective: one point per policy (tuned
-    variants hollow), the oracle, and the lower bound as a line no schedule can pass."""
+    variants hollow), the oracle, the static fleet, and the lower bound as a line no schedule
+    can pass."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,6 +73,11 @@ def write_pareto(path: Path, document: dict[str, Any], title: str) -> None:
     oracle = document["oracle"]
     ax.scatter(oracle["replica_hours"], 100.0 * oracle["windows_meeting_objective"], s=140,
                marker="*", color="black", label="oracle (certified by replay)")
+    static = document.get("static_fleet")
+    if static is not None:
+        ax.scatter(static["replica_hours"], 100.0 * static["windows_meeting_objective"], s=80,
+                   marker="s", color="grey",
+                   label=f"static fleet, {static['replicas']} pods (hindsight)")
     bound = document.get("lower_bound")
     if bound is not None:
         ax.axvline(bound["replica_hours"], color="red", ls="--", label="lower bound (proven)")
