@@ -184,9 +184,9 @@ class SloPolicy:
     def quantile(self, spec: AutoscalingSpec) -> float:
         """q = 2p - 1 (p95 -> 0.90, p99 -> 0.98; a mean objective: 0.5): the objective lets
         1 - p of a window's requests be slow, and a short forecast overloads the pods for
-        about half a horizon, so twice that share of decisions may fall short. Against q = p
-        it met the same windows at 3-20 % fewer replica-hours on both shared traces (and on
-        every held-out one); docs/benchmarks.md."""
+        about half a horizon, so twice that share of decisions may fall short. q = p met the
+        same windows at 1-24 % more replica-hours on both shared traces (and on every
+        held-out one); docs/benchmarks.md."""
         if self.params.demand_quantile is not None:
             return self.params.demand_quantile
         percentile = spec.objective.percentile
