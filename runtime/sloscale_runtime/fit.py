@@ -67,6 +67,7 @@ class OpenLoopProbe:
     rate_rps: float
     sent_s: np.ndarray  # when each request was sent, seconds from the first
     mean_queue_ms: float  # Triton's queue time per request (queue start to compute start)
+    timings: tuple[BatchTiming, ...]  # the batches Triton ran meanwhile
 
 
 def model_stats(stats: dict[str, Any], model: str) -> dict[str, Any]:
@@ -201,4 +202,5 @@ def measure_open_loop(http_url: str, grpc_url: str, model: str, rate_rps: float,
         close()
     if result.errors:
         raise TritonError(f"open-loop probe: {result.errors} errors, first: {result.first_error}")
-    return OpenLoopProbe(rate_rps, result.sent_s, server_ms_per_request(before, after, ("queue",)))
+    return OpenLoopProbe(rate_rps, result.sent_s, server_ms_per_request(before, after, ("queue",)),
+                         tuple(batch_timings(before, after)))

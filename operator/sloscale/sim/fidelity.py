@@ -85,11 +85,22 @@ def one_pod(arrivals_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> RunResult
 def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -> ServiceFit:
     """The fit with the close fraction at which the simulator queues the probe's requests as
     long, on average, as Triton did (bisection: queueing only grows as the fraction falls).
-    1.0 (the ideal batcher) when even that queues them longer; 0.0 when even that is short."""
+    1.0 (the ideal batcher) when even that queues them longer; 0.0 when even that is short.
+
+    The replay runs on the line of the probe's own batches where they have two sizes or more:
+    a shared machine's speed drifts between the closed-loop steps and the probe, and that
+    drift must not pass for early closing."""
+    from sloscale_runtime.fit import fit_line
+
     arrivals = np.sort(probe.sent_s)
+    replay = fit
+    if len({t.size for t in probe.timings}) >= 2:
+        base_ms, per_item_ms, _ = fit_line(list(probe.timings))
+        replay = replace(fit, base_ms=base_ms, per_item_ms=per_item_ms)
 
     def mean_queue_ms(fraction: float) -> float:
-        return float(np.mean(one_pod(arrivals, replace(fit, close_at_fraction=fraction)).queue_ms))
+        served = one_pod(arrivals, replace(replay, close_at_fraction=fraction))
+        return float(np.mean(served.queue_ms))
 
     if mean_queue_ms(1.0) >= probe.mean_queue_ms:
         return replace(fit, close_at_fraction=1.0)
