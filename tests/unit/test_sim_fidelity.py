@@ -43,9 +43,9 @@ def test_the_close_fraction_is_recovered_from_an_open_loop_probe(close_at_fracti
     assert replace(fitted, close_at_fraction=PROBE.close_at_fraction) == PROBE
 
 
-def test_the_close_fraction_is_fitted_on_the_probes_own_batches() -> None:
-    # The machine ran 20 % slower during the probe than the fit says: the replay must use the
-    # probe's own line, or the slower service would pass for early closing.
+def test_the_close_fraction_is_fitted_on_the_line_scaled_to_the_probes_batches() -> None:
+    # The machine ran 20 % slower during the probe than the fit says: the replay must scale
+    # the line to the probe's batches, or the slower service would pass for early closing.
     sent_s = np.cumsum(np.random.default_rng(6).exponential(1 / 60.0, 480))
     slower = replace(PROBE, base_ms=24.0, per_item_ms=6.0, close_at_fraction=0.8)
     served = fidelity.one_pod(sent_s, slower)

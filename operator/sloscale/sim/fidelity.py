@@ -87,16 +87,14 @@ def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -
     long, on average, as Triton did (bisection: queueing only grows as the fraction falls).
     1.0 (the ideal batcher) when even that queues them longer; 0.0 when even that is short.
 
-    The replay runs on the line of the probe's own batches where they have two sizes or more:
-    a shared machine's speed drifts between the closed-loop steps and the probe, and that
-    drift must not pass for early closing."""
-    from sloscale_runtime.fit import fit_line
-
+    The replay runs on the line scaled to the probe's own batches (their busy time against the
+    line's): a shared machine's speed drifts between the closed-loop steps and the probe, and
+    that drift must not pass for early closing. Scaled, not refitted: the probe's batches are
+    mostly of one to three requests, too narrow a range for a slope."""
     arrivals = np.sort(probe.sent_s)
-    replay = fit
-    if len({t.size for t in probe.timings}) >= 2:
-        base_ms, per_item_ms, _ = fit_line(list(probe.timings))
-        replay = replace(fit, base_ms=base_ms, per_item_ms=per_item_ms)
+    _, busy_vs_line = server_batching(list(probe.timings), fit)
+    scale = busy_vs_line if np.isfinite(busy_vs_line) else 1.0
+    replay = replace(fit, base_ms=fit.base_ms * scale, per_item_ms=fit.per_item_ms * scale)
 
     def mean_queue_ms(fraction: float) -> float:
         served = one_pod(arrivals, replace(replay, close_at_fraction=fraction))
