@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Triton's max_queue_size per pod; overflow is rejected (default: unbounded)")
     add("--close-at-fraction", type=float, default=1.0,
         help="how far into the running batch a pod closes the next one (1: when it ends; "
-             "Triton's python backend on a CPU: about 0.65, docs/sim-fidelity.md)")
+             "Triton's python backend on a CPU: 0.55 to 0.7, docs/sim-fidelity.md)")
     add("--balancer", default="random", choices=("random", "least-requests"),
         help="how the Service spreads requests over Ready pods")
     add("--min-replicas", type=int, default=1)

@@ -17,8 +17,9 @@ class ServiceModel:
     close_at_fraction: how far into the running batch (as a fraction of its service time) the
     instance takes the next one, which is then closed with what is queued and waits for the
     running batch to end. 1.0 is the ideal batcher (the next batch closes when the running one
-    ends). Triton 2.51's python backend on a CPU takes it earlier, about two thirds in
-    (docs/sim-fidelity.md); `sloscale_runtime.fit` measures it and sloscale.sim.fidelity fits it.
+    ends). Triton 2.51's python backend on a CPU takes it earlier, between half-way and two
+    thirds in (docs/sim-fidelity.md); `sloscale_runtime.fit` measures it and
+    sloscale.sim.fidelity fits it.
     """
 
     base_ms: float = 40.0
