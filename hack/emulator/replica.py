@@ -1,8 +1,10 @@
 """One emulated Triton pod: a FIFO queue and a dynamic batcher, request by request (pure).
 
 Service time per batch is base_ms + per_item_ms * size (the simulator's ServiceModel); an idle
-batcher waits up to max_queue_delay_ms for a batch to fill; a full queue rejects. Time only
-moves when `advance(now)` is called, so it runs in real time (the demo) or faster (tests).
+batcher waits up to max_queue_delay_ms for a batch to fill; the next batch closes once
+close_at_fraction of the running one has passed and starts when it ends (sim/batcher.py's
+rules); a full queue rejects. Time only moves when `advance(now)` is called, so it runs in real
+time (the demo) or faster (tests).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ class EmulatedReplica:
     summary_window_s: float = SUMMARY_WINDOW_S
     counters: PodCounters = field(default_factory=PodCounters)
     queue: deque[float] = field(default_factory=deque)  # arrival times, oldest first
-    free_at: float = 0.0
+    free_at: float = 0.0  # when the last batch dispatched finishes
+    take_at: float = 0.0  # when the instance can take the next batch
     in_flight: list[tuple[float, float, list[float]]] = field(default_factory=list)
     # (finish time, latency ms, queue ms) of recent completions, for the summaries.
     recent: deque[tuple[float, float, float]] = field(default_factory=deque)
@@ -38,27 +41,30 @@ class EmulatedReplica:
         return True
 
     def advance(self, now: float) -> list[tuple[float, float]]:
-        """Dispatch the batches that start by `now`; return (arrival s, finish s) of the
+        """Dispatch the batches that close by `now`; return (arrival s, finish s) of the
         requests completed by then.
 
-        Callers offer every arrival up to `now` first, so a dispatch time <= now is final.
+        Callers offer every arrival up to `now` first, so a closing time <= now is final.
         """
         delay_s = self.model.max_queue_delay_ms / 1000.0
         size_cap = self.model.max_batch
         while self.queue:
-            earliest = max(self.free_at, self.queue[0])
+            earliest = max(self.take_at, self.queue[0])
             full_at = self.queue[size_cap - 1] if len(self.queue) >= size_cap else float("inf")
-            # A free batcher dispatches a full batch at once, else when the oldest has waited.
-            dispatch = max(earliest, min(self.queue[0] + delay_s, full_at))
-            if dispatch > now:
+            # An instance that can take a batch closes a full one at once, else when the
+            # oldest has waited.
+            closed = max(earliest, min(self.queue[0] + delay_s, full_at))
+            if closed > now:
                 break
             size = 0
-            while size < size_cap and size < len(self.queue) and self.queue[size] <= dispatch:
+            while size < size_cap and size < len(self.queue) and self.queue[size] <= closed:
                 size += 1
             batch = [self.queue.popleft() for _ in range(size)]
-            finish = dispatch + (self.model.base_ms + self.model.per_item_ms * size) / 1000.0
-            self.free_at = finish
-            self.in_flight.append((finish, dispatch, batch))
+            start = max(closed, self.free_at)
+            service_s = (self.model.base_ms + self.model.per_item_ms * size) / 1000.0
+            self.free_at = start + service_s
+            self.take_at = start + self.model.close_at_fraction * service_s
+            self.in_flight.append((self.free_at, start, batch))
             self.counters.executions += 1
         return self._complete(now)
 

@@ -8,6 +8,11 @@ batches of many sizes out of single-item requests (the very batches a live load 
 the backend's per-request work in them); a least-squares line over those executions is the
 simulator's ServiceModel. What a request spends outside the batcher (client, gRPC,
 Triton's request handling) is measured once, on isolated requests, as a per-request constant.
+
+How early the instance takes its next batch (ServiceModel.close_at_fraction) shows in how long
+requests queue under an open-loop load: `measure_open_loop` sends one Poisson load and keeps the
+send times and Triton's mean queue time, and sloscale.sim.fidelity fits the fraction by
+replaying those send times through the simulator (this package does not import the simulator).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from sloscale_runtime.errors import TritonError
 
 COMPUTE_PHASES = ("compute_input", "compute_infer", "compute_output")
 PROBE_LEVELS = (1, 2, 4, 8, 16)
+OPEN_LOOP_FRACTION = 0.4  # of the probe fit's max throughput: between light and busy
+OPEN_LOOP_S = 16.0  # about 1,100 requests: the fitted fraction varies by +-0.15 on 500
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,22 @@ class ServiceFit:
     overhead_ms: float  # per request, outside the batcher: added to simulated latency
     rms_residual_ms: float  # of the line over the fitted sizes
     timings: tuple[BatchTiming, ...]
+    close_at_fraction: float = 1.0  # fitted from an OpenLoopProbe; 1.0: the ideal batcher
 
     @property
     def max_rps(self) -> float:
         """One replica running full batches back to back."""
         return 1000.0 * self.max_batch / (self.base_ms + self.per_item_ms * self.max_batch)
+
+
+@dataclass(frozen=True)
+class OpenLoopProbe:
+    """One open-loop Poisson load sent while profiling, and how long Triton queued it."""
+
+    rate_rps: float
+    sent_s: np.ndarray  # when each request was sent, seconds from the first
+    mean_queue_ms: float  # Triton's queue time per request (queue start to compute start)
+    timings: tuple[BatchTiming, ...]  # the batches Triton ran meanwhile
 
 
 def model_stats(stats: dict[str, Any], model: str) -> dict[str, Any]:
@@ -81,9 +99,10 @@ def batch_timings(before: dict[str, Any], after: dict[str, Any]) -> list[BatchTi
     return timings
 
 
-def server_ms_per_request(before: dict[str, Any], after: dict[str, Any]) -> float:
-    """Mean time a request spent queued or computing in the server between two snapshots."""
-    phases = ("queue", *COMPUTE_PHASES)
+def server_ms_per_request(before: dict[str, Any], after: dict[str, Any],
+                          phases: tuple[str, ...] = ("queue", *COMPUTE_PHASES)) -> float:
+    """Mean time a request spent in `phases` (default: queued or computing) in the server
+    between two snapshots."""
     stats = before["inference_stats"], after["inference_stats"]
     requests = int(stats[1]["success"]["count"]) - int(stats[0]["success"]["count"])
     if requests <= 0:
@@ -166,3 +185,22 @@ def measure_service(
     overhead_ms = measure_overhead_ms(http_url, grpc_url, model)
     return ServiceFit(base_ms, per_item_ms, max_batch, delay_ms, overhead_ms, residual_ms,
                       tuple(timings))
+
+
+def measure_open_loop(http_url: str, grpc_url: str, model: str, rate_rps: float,
+                      seconds: float = OPEN_LOOP_S, seed: int = 1) -> OpenLoopProbe:
+    """Send a Poisson load at `rate_rps` for `seconds` through the open-loop gRPC sender; keep
+    the send times and Triton's mean queue time per request meanwhile."""
+    specs = loadgen.input_specs(loadgen.model_config("http", http_url, model))
+    send, close = loadgen.async_request_factory(grpc_url, model, specs)
+    arrivals = loadgen.poisson_arrivals(rate_rps, seconds, np.random.default_rng(seed))
+    try:
+        before = read_stats(http_url, model)
+        result = loadgen.run_open_loop(send, arrivals)
+        after = read_stats(http_url, model)
+    finally:
+        close()
+    if result.errors:
+        raise TritonError(f"open-loop probe: {result.errors} errors, first: {result.first_error}")
+    return OpenLoopProbe(rate_rps, result.sent_s, server_ms_per_request(before, after, ("queue",)),
+                         tuple(batch_timings(before, after)))

@@ -1,12 +1,17 @@
-"""The simulator against a real Triton: one replica, open-loop Poisson loads at 30, 60 and 85 %
+"""The simulator against a real Triton: one replica, open-loop Poisson loads at 30, 50 and 70 %
 of the fitted max throughput, the same send times replayed through the simulator.
 
 User story: policies are tuned and compared in the simulator, so for a load Triton serves with
-some p50 and p95 the simulator must give about the same, or the tuning is wrong. The goal is
-20 % (GOAL, printed by `make bench-fidelity`); this test holds the simulator to the bound it is
-known to keep on a quiet machine (BOUND), so that a regression fails while the goal is still
-open: the per-pod batcher reads 20-35 % low against Triton 2.51's python backend on two cores
-(docs/sim-fidelity.md says why, and what is left to model).
+some p50 and p95 the simulator must give about the same, or the tuning is wrong: within 20 %
+(GOAL). The ServiceModel is the profile's: its line refitted on the loads' batches (the shared
+machine's speed drifts), and how early Triton closes its next batch fitted on the profile's own
+open-loop probe, never on these loads (docs/sim-fidelity.md).
+
+p50 is held to the goal. p95 is held to BOUND while its goal is open: the simulator's batches
+take exactly the fitted line while Triton's spread (7-11 % per size on a quiet machine, two to
+three times the line when a neighbour preempts the model), so its p95 reads 3-24 % low on
+undisturbed levels and more where a neighbour's burst hit; `make bench-fidelity` prints both
+against the goal.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sloscale_runtime.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 GOAL = 0.20
-BOUND = 0.40  # the old fluid engine missed it (p95 -45 % to -62 % at 30 % load)
+BOUND = 0.40  # p95, until the service time's spread is modelled
 # Up to 70 % of the fitted throughput: beyond, the sender, Triton and the model share the two
 # cores so tightly that the run measures the machine (`make bench-fidelity` still shows 85 %).
 FRACTIONS = (0.3, 0.5, 0.7)
@@ -28,7 +33,8 @@ Measured = tuple[ServiceFit, ServiceFit, list[fidelity.LevelComparison]]
 
 @pytest.fixture(scope="module")
 def measured(triton: TritonServer) -> Measured:
-    """Fit, then the three loads (about 70 s on two cores)."""
+    """Fit (closed-loop steps, then the open-loop probe), then the three loads (about 80 s on
+    two cores)."""
     return fidelity_bench.measure(triton.ports.http_url, triton.ports.grpc_url,
                                   fidelity_bench.MODEL_NAME, fractions=FRACTIONS)
 
@@ -52,11 +58,11 @@ def test_the_fitted_line_describes_the_batches(measured: Measured) -> None:
 
 
 @pytest.mark.parametrize("fraction", FRACTIONS)
-def test_simulated_p50_and_p95_within_the_known_bound(measured: Measured,
-                                                      fraction: float) -> None:
+def test_simulated_p50_within_the_goal_and_p95_within_the_bound(measured: Measured,
+                                                                fraction: float) -> None:
     _, _, levels = measured
     level = next(level for level in levels if level.load_fraction == fraction)
     assert level.errors == 0, describe(measured)
     assert level.requests >= 500, describe(measured)
-    assert abs(level.p50_error) <= BOUND, describe(measured)
+    assert abs(level.p50_error) <= GOAL, describe(measured)
     assert abs(level.p95_error) <= BOUND, describe(measured)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,18 @@ def test_a_full_batch_goes_at_once() -> None:
     assert len(done) == 8 and replica.counters.executions == 1
     latency_ms = max((finish - arrival) * 1000.0 for arrival, finish in done)
     assert latency_ms == pytest.approx(0.7 + 40 + 160, abs=0.01)
+
+
+def test_closing_early_follows_the_simulators_rules() -> None:
+    # tests/unit/test_sim_engine.py's case: half-way closing leaves the 40 ms request behind
+    replica = EmulatedReplica(replace(MODEL, close_at_fraction=0.5))
+    for arrival in (0.0, 0.010, 0.040):
+        replica.offer(arrival)
+    done = []
+    for step in range(1, 400):  # 1 ms steps, arrivals offered before they are due
+        done += replica.advance(step / 1000.0)
+    assert [(finish - arrival) * 1000.0 for arrival, finish in done] == pytest.approx(
+        [65.0, 115.0, 145.0])
 
 
 def test_requests_are_conserved_and_batching_kicks_in_under_load() -> None:

@@ -57,6 +57,24 @@ def test_dynamic_batcher_by_hand(arrivals: list[float], latency_ms: list[float])
     np.testing.assert_allclose(one_pod(arrivals), latency_ms, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("close_at_fraction", "latency_ms"),
+    [
+        # the ideal batcher: the second batch closes when the first ends (65 ms) and takes
+        # both waiting requests: 65 + 40 + 2 x 20
+        (1.0, [65.0, 135.0, 105.0]),
+        # closing half-way (5 + 30 = 35 ms) takes only the request at 10 ms; it waits for the
+        # first batch (65 + 60); the one at 40 ms is taken half-way through that (95 ms) and
+        # runs after it (125 + 60)
+        (0.5, [65.0, 115.0, 145.0]),
+    ],
+)
+def test_the_next_batch_closes_at_the_close_fraction(close_at_fraction: float,
+                                                     latency_ms: list[float]) -> None:
+    service = replace(SERVICE, close_at_fraction=close_at_fraction)
+    np.testing.assert_allclose(one_pod([0.0, 0.010, 0.040], service), latency_ms, atol=1e-6)
+
+
 def test_zero_load_latency_is_one_batch_plus_the_delay() -> None:
     latency = one_pod([float(t) for t in range(10)])
     np.testing.assert_allclose(latency, SERVICE.zero_load_ms)

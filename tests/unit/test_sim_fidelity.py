@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sloscale.sim import fidelity
-from sloscale_runtime.fit import BatchTiming, ServiceFit
+from sloscale_runtime.fit import BatchTiming, OpenLoopProbe, ServiceFit
 from sloscale_runtime.loadgen import OpenLoopResult
 
 PROBE = ServiceFit(base_ms=20.0, per_item_ms=5.0, max_batch=16, max_queue_delay_ms=0.1,
@@ -30,6 +30,30 @@ def test_simulated_latency_keeps_the_callers_order_and_adds_the_overhead() -> No
     order = np.argsort(sent_s)
     np.testing.assert_allclose(fidelity.simulated_latency_ms(sent_s[order], PROBE),
                                with_overhead[order])
+
+
+@pytest.mark.parametrize("close_at_fraction", [0.4, 0.65, 1.0])
+def test_the_close_fraction_is_recovered_from_an_open_loop_probe(close_at_fraction: float
+                                                                 ) -> None:
+    sent_s = np.cumsum(np.random.default_rng(5).exponential(1 / 60.0, 480))
+    served = fidelity.one_pod(sent_s, replace(PROBE, close_at_fraction=close_at_fraction))
+    probe = OpenLoopProbe(60.0, sent_s, float(np.mean(served.queue_ms)), ())
+    fitted = fidelity.fit_close_fraction(PROBE, probe)
+    assert fitted.close_at_fraction == pytest.approx(close_at_fraction, abs=0.02)
+    assert replace(fitted, close_at_fraction=PROBE.close_at_fraction) == PROBE
+
+
+def test_the_close_fraction_is_fitted_on_the_line_scaled_to_the_probes_batches() -> None:
+    # The machine ran 20 % slower during the probe than the fit says: the replay must scale
+    # the line to the probe's batches, or the slower service would pass for early closing.
+    sent_s = np.cumsum(np.random.default_rng(6).exponential(1 / 60.0, 480))
+    slower = replace(PROBE, base_ms=24.0, per_item_ms=6.0, close_at_fraction=0.8)
+    served = fidelity.one_pod(sent_s, slower)
+    timings = (line(1, 300, 24.0, 6.0), line(2, 60, 24.0, 6.0), line(3, 20, 24.0, 6.0))
+    probe = OpenLoopProbe(60.0, sent_s, float(np.mean(served.queue_ms)), timings)
+    fitted = fidelity.fit_close_fraction(PROBE, probe)
+    assert fitted.close_at_fraction == pytest.approx(0.8, abs=0.02)
+    assert (fitted.base_ms, fitted.per_item_ms) == (PROBE.base_ms, PROBE.per_item_ms)
 
 
 def level_run(fraction: float, timings: list[BatchTiming]) -> fidelity.LevelRun:

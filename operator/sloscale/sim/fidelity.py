@@ -8,6 +8,9 @@ is judged on its queueing and batching rather than on a service time the machine
 too, as the prediction a capacity profile would make. Simulated latency = the engine's latency
 + the per-request overhead measured on isolated requests (client, gRPC, Triton outside the
 batcher), which the ServiceModel lacks.
+
+How early Triton takes its next batch (ServiceModel.close_at_fraction) is fitted on the profile's
+own open-loop probe (`fit_close_fraction`), never on the loads compared here.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ import numpy as np
 
 from sloscale.autoscale.policies import AutoscalingSpec
 from sloscale.sim.cluster import ColdStart
-from sloscale.sim.engine import SimConfig, simulate
+from sloscale.sim.engine import RunResult, SimConfig, simulate
 from sloscale.sim.profile import FixedReplicas
 from sloscale.sim.service import ServiceModel
 
 if TYPE_CHECKING:
-    from sloscale_runtime.fit import BatchTiming, ServiceFit
+    from sloscale_runtime.fit import BatchTiming, OpenLoopProbe, ServiceFit
     from sloscale_runtime.loadgen import OpenLoopResult
 
 WARMUP_S = 1.0  # requests sent before this are replayed but not counted, on both sides
@@ -69,7 +72,43 @@ class LevelComparison:
 
 
 def service_model(fit: ServiceFit) -> ServiceModel:
-    return ServiceModel(fit.base_ms, fit.per_item_ms, fit.max_batch, fit.max_queue_delay_ms)
+    return ServiceModel(fit.base_ms, fit.per_item_ms, fit.max_batch, fit.max_queue_delay_ms,
+                        close_at_fraction=fit.close_at_fraction)
+
+
+def one_pod(arrivals_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> RunResult:
+    """Sorted arrivals through one simulated pod that is Ready from the start."""
+    return simulate(arrivals_s, FixedReplicas(1), AutoscalingSpec(minReplicas=1, maxReplicas=1),
+                    service_model(fit), SimConfig(cold_start=ColdStart(60.0), seed=seed))
+
+
+def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -> ServiceFit:
+    """The fit with the close fraction at which the simulator queues the probe's requests as
+    long, on average, as Triton did (bisection: queueing only grows as the fraction falls).
+    1.0 (the ideal batcher) when even that queues them longer; 0.0 when even that is short.
+
+    The replay runs on the line scaled to the probe's own batches (their busy time against the
+    line's): a shared machine's speed drifts between the closed-loop steps and the probe, and
+    that drift must not pass for early closing. Scaled, not refitted: the probe's batches are
+    mostly of one to three requests, too narrow a range for a slope."""
+    arrivals = np.sort(probe.sent_s)
+    _, busy_vs_line = server_batching(list(probe.timings), fit)
+    scale = busy_vs_line if np.isfinite(busy_vs_line) else 1.0
+    replay = replace(fit, base_ms=fit.base_ms * scale, per_item_ms=fit.per_item_ms * scale)
+
+    def mean_queue_ms(fraction: float) -> float:
+        served = one_pod(arrivals, replace(replay, close_at_fraction=fraction))
+        return float(np.mean(served.queue_ms))
+
+    if mean_queue_ms(1.0) >= probe.mean_queue_ms:
+        return replace(fit, close_at_fraction=1.0)
+    if mean_queue_ms(0.0) <= probe.mean_queue_ms:
+        return replace(fit, close_at_fraction=0.0)
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (middle, high) if mean_queue_ms(middle) > probe.mean_queue_ms else (low, middle)
+    return replace(fit, close_at_fraction=round((low + high) / 2, 3))
 
 
 def simulated_latency_ms(sent_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> np.ndarray:
@@ -77,8 +116,7 @@ def simulated_latency_ms(sent_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> 
     inf for a request the simulator rejected or never finished."""
     order = np.argsort(sent_s, kind="stable")
     arrivals = sent_s[order]
-    run = simulate(arrivals, FixedReplicas(1), AutoscalingSpec(minReplicas=1, maxReplicas=1),
-                   service_model(fit), SimConfig(cold_start=ColdStart(60.0), seed=seed))
+    run = one_pod(arrivals, fit, seed)
     latency = np.full(len(arrivals), np.inf)
     if len(run.admitted_s):  # the arrivals in FIFO order less any the simulator rejected
         at = np.minimum(np.searchsorted(run.admitted_s, arrivals), len(run.admitted_s) - 1)
@@ -165,7 +203,8 @@ def format_fit(name: str, fit: ServiceFit) -> str:
     sizes = ", ".join(f"{t.size}:{t.mean_ms:.1f}ms(x{t.executions})" for t in fit.timings)
     return (f"{name}: batch time {fit.base_ms:.2f} + {fit.per_item_ms:.2f} x size ms "
             f"(rms residual {fit.rms_residual_ms:.2f} ms), max_batch {fit.max_batch}, "
-            f"max_queue_delay {fit.max_queue_delay_ms:g} ms, overhead {fit.overhead_ms:.2f} ms "
+            f"max_queue_delay {fit.max_queue_delay_ms:g} ms, next batch closed at "
+            f"{fit.close_at_fraction:.2f} of the running one, overhead {fit.overhead_ms:.2f} ms "
             f"per request, max {fit.max_rps:.0f} rps\n  per batch size: {sizes}")
 
 

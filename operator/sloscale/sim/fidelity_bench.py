@@ -1,7 +1,8 @@
 """`make bench-fidelity`: the simulator held against a real Triton, one replica, open-loop loads.
 
 Builds the fidelity model (examples/models/fixed_plus_per_image.py), serves it on a local Triton
-(loopback), fits its ServiceModel from Triton's statistics (sloscale_runtime.fit), sends Poisson
+(loopback), fits its ServiceModel from Triton's statistics (sloscale_runtime.fit; the close
+fraction from an open-loop probe, sloscale.sim.fidelity.fit_close_fraction), sends Poisson
 loads at fractions of the fitted max throughput, replays each load's real send times through
 the simulator (sloscale.sim.fidelity) and prints real against simulated p50/p95; the JSON goes to
 --out. A benchmark, not a test: tests/integration/test_sim_fidelity.py asserts on the same code.
@@ -24,6 +25,7 @@ from sloscale.sim.fidelity import (
     LevelComparison,
     LevelRun,
     compare,
+    fit_close_fraction,
     format_fit,
     format_row,
     load_fit,
@@ -88,6 +90,13 @@ def measure(
     from sloscale_runtime import loadgen
 
     probe = fitting.measure_service(http_url, grpc_url, model, progress=progress)
+    # How early Triton closes its next batch, from the profile's own open-loop load (another
+    # rate and other send times than the loads compared below).
+    open_loop = fitting.measure_open_loop(http_url, grpc_url, model,
+                                          fitting.OPEN_LOOP_FRACTION * probe.max_rps)
+    probe = fit_close_fraction(probe, open_loop)
+    progress(f"open-loop probe {open_loop.rate_rps:.0f} rps: {len(open_loop.sent_s)} requests, "
+             f"Triton queued them {open_loop.mean_queue_ms:.1f} ms on average")
     progress(format_fit("probe fit", probe))
     specs = loadgen.input_specs(loadgen.model_config("http", http_url, model))
     send, close = loadgen.async_request_factory(grpc_url, model, specs)
