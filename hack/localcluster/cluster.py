@@ -258,6 +258,16 @@ class LocalCluster:
                 f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.logs / 'audit.log'}",
                 "--audit-log-maxsize=200", "--audit-log-maxbackup=1",
+                # API aggregation, so that an extension API server (KEDA's external metrics,
+                # `up --keda`) can serve under this apiserver: it proxies as the front-proxy
+                # client and passes the caller on in these headers.
+                f"--requestheader-client-ca-file={certs.front_proxy_ca_cert}",
+                f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={certs.path(pki.FRONT_PROXY_CLIENT + '.crt')}",
+                f"--proxy-client-key-file={certs.path(pki.FRONT_PROXY_CLIENT + '.key')}",
             ],
             "kube-controller-manager": [
                 str(bin_dir / "kube-controller-manager"), *component_auth,

@@ -214,6 +214,19 @@ def test_apiserver_enforces_cel_validation(cluster: LocalCluster) -> None:
     assert "min must be <= max" in rejected.stderr
 
 
+def test_apiserver_publishes_the_front_proxy_for_aggregated_apis(cluster: LocalCluster) -> None:
+    """Extension API servers (KEDA's metrics, `up --keda`) read whom to trust from here."""
+    data = _json(
+        cluster, "get", "-n", "kube-system", "configmap", "extension-apiserver-authentication"
+    )["data"]
+    ca = (cluster.root / "pki" / "front-proxy-ca.crt").read_text()
+    assert data["requestheader-client-ca-file"].strip() == ca.strip()
+    assert json.loads(data["requestheader-allowed-names"]) == ["front-proxy-client"]
+    assert json.loads(data["requestheader-username-headers"]) == ["X-Remote-User"]
+    # Its own CA: a client cert of the cluster CA (admin's) cannot pass for the proxy.
+    assert ca.strip() != (cluster.root / "pki" / "ca.crt").read_text().strip()
+
+
 def test_second_cluster_gets_its_own_ports_and_stops_cleanly(
     cluster: LocalCluster, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
