@@ -23,8 +23,8 @@ install: venv binaries system-deps tools image-tools ## install everything the p
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/pyenv.py ensure >/dev/null
 
-binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm and kubeconform from Go modules
-	@$(PY) -m hack.localcluster build >/dev/null
+binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm, kubeconform and KEDA from Go modules
+	@$(PY) -m hack.localcluster build --keda >/dev/null
 
 demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster, in real time (about 13 minutes)
 	$(PY) -m hack.demo
@@ -45,8 +45,8 @@ lint: venv ## ruff over the Python code, and the import-layer contracts in pypro
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
-cluster-up: install ## start the local control plane; prints `export KUBECONFIG=...`
-	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR)
+cluster-up: install ## start the local control plane (KEDA=1: with KEDA); prints `export KUBECONFIG=...`
+	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR) $(if $(KEDA),--keda)
 
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m hack.localcluster down --dir $(CLUSTER_DIR)
