@@ -24,10 +24,10 @@ from hack.emulator.load import poisson_arrivals
 from hack.emulator.runner import EmulatorRunner, ReplayTarget, kube_pod_lister
 from hack.emulator.server import EmulatorServer, Registry
 from hack.emulator.service import EmulatedService
+from hack.kedaobjects import deployment, rate_query, scaled_object
 from hack.localcluster import keda
 from hack.localcluster.cluster import LocalCluster
-from sloscale.api import AUTOSCALER_FIELD_MANAGER, SERVICE_LABEL
-from sloscale.autoscale.promql import PROM_SERVICE_LABEL
+from sloscale.api import AUTOSCALER_FIELD_MANAGER
 from tests.e2e.autoscale_stack import CAPACITY_RPS, MODEL, Stack, isvc, running_stack
 from tests.e2e.operator_process import get_json, wait_for
 
@@ -47,74 +47,6 @@ def keda_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         keda.stop(cluster)
-
-
-def deployment(name: str, namespace: str) -> dict[str, Any]:
-    """A GPU Deployment like the ones sloscale renders, its pods served by the emulator."""
-    labels = {SERVICE_LABEL: name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "triton",
-                            "image": "nvcr.io/nvidia/tritonserver:25.01-py3",
-                            "resources": {"limits": {"nvidia.com/gpu": 1}},
-                        }
-                    ],
-                    "tolerations": [
-                        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-                    ],
-                },
-            },
-        },
-    }
-
-
-def rate_query(namespace: str, service: str) -> str:
-    """Requests per second the service served: what KEDA's guides put in the trigger."""
-    selector = f'namespace="{namespace}",{PROM_SERVICE_LABEL}="{service}"'
-    return f"sum(rate(nv_inference_request_success{{{selector}}}[15s]))"
-
-
-def scaled_object(
-    name: str, namespace: str, target: str, prometheus_url: str, *, min_replicas: int,
-    max_replicas: int, query: str, threshold: float,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "scaleTargetRef": {"name": target},
-            "minReplicaCount": min_replicas,
-            "maxReplicaCount": max_replicas,
-            "pollingInterval": 5,
-            "advanced": {
-                "horizontalPodAutoscalerConfig": {
-                    # The HPA's default 300 s down-stabilization, shortened so the test is quick.
-                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 15}}
-                }
-            },
-            "triggers": [
-                {
-                    "type": "prometheus",
-                    "metadata": {
-                        "serverAddress": prometheus_url,
-                        "query": query,
-                        "threshold": str(threshold),
-                    },
-                }
-            ],
-        },
-    }
 
 
 def apply(cluster: LocalCluster, manifest: dict[str, Any]) -> None:
@@ -191,6 +123,8 @@ def test_keda_scales_a_deployment_up_as_load_rises_and_down_as_it_falls(
     apply(cluster, scaled_object(
         name, NS, name, prometheus.url, min_replicas=1, max_replicas=6,
         query=rate_query(NS, name), threshold=THRESHOLD_RPS,
+        # The HPA's default 300 s down-stabilization, shortened so the test is quick.
+        behavior={"scaleDown": {"stabilizationWindowSeconds": 15}},
     ))  # fmt: skip
     hpa = keda_hpa(cluster, NS, name)
     assert hpa["spec"]["metrics"][0]["type"] == "External"

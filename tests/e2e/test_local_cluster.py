@@ -17,7 +17,7 @@ import pytest
 from hack.localcluster import cluster as cluster_module
 from hack.localcluster.cluster import LocalCluster, port_open
 from hack.localcluster.errors import StepFailed
-from hack.localcluster.nodes import GPU_RESOURCE, NodePool
+from hack.localcluster.nodes import GPU_RESOURCE, NodePool, gpu_deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -27,29 +27,7 @@ def _json(cluster: LocalCluster, *args: str) -> dict:
 
 
 def _gpu_deployment(name: str, replicas: int, gpus: int = 1) -> dict:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists"}],
-                    "containers": [
-                        {
-                            "name": "triton",
-                            "image": "nvcr.io/nvidia/tritonserver:24.10-py3",
-                            "resources": {"limits": {GPU_RESOURCE: str(gpus)}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return gpu_deployment(name, "default", {"app": name}, replicas, gpus)
 
 
 def _pods(cluster: LocalCluster, app: str) -> list[dict]:
