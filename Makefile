@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 TRACES ?= $(CURDIR)/examples/traces
 
-.PHONY: image image-tools docs tools chart demo fidelity bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
+.PHONY: image image-tools docs tools chart demo fidelity compare bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ demo: install ## the main job: autoscaling a replayed trace on the local simulat
 
 fidelity: install ## the closed loop and the simulator on the same two trace segments, side by side (about 17 minutes)
 	$(PY) -m hack.fidelity
+
+compare: install ## sloscale and the real KEDA on one trace segment, one after another, with the simulator's predictions (about 35 minutes)
+	$(PY) -m hack.compare $(if $(SEGMENTS),--segments $(SEGMENTS)) $(if $(SYSTEMS),--systems $(SYSTEMS))
 
 test: install image lint ## lint (ruff, the import-layer contracts), then the whole test suite (unit, integration, e2e)
 	$(PY) -m pytest -ra
