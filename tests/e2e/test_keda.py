@@ -40,8 +40,9 @@ THRESHOLD_RPS = round(0.7 * CAPACITY_RPS, 1)
 
 @pytest.fixture(scope="module")
 def keda_cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
-    """The session's cluster with KEDA started on it; stopped (its APIService removed) after,
-    so that the modules after this one find the cluster as light as before."""
+    """The session's cluster with KEDA started on it; stopped after, its APIService removed
+    first, so that the modules after this one run no KEDA process and keep a working
+    discovery (KEDA's CRDs and RBAC stay: inert without the operator)."""
     keda.start(cluster)
     try:
         yield cluster
