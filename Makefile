@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 CLUSTER_DIR ?= $(CURDIR)/.sloscale/cluster
 TRACES ?= $(CURDIR)/examples/traces
 
-.PHONY: image image-tools docs tools chart demo fidelity bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
+.PHONY: image image-tools docs tools chart demo fidelity compare bench bench-cluster help install venv binaries test test-unit test-e2e lint cluster-up cluster-down cluster-clean crds golden bench-operator system-deps test-integration bench-runtime
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,14 +23,17 @@ install: venv binaries system-deps tools image-tools ## install everything the p
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/pyenv.py ensure >/dev/null
 
-binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm and kubeconform from Go modules
-	@$(PY) -m hack.localcluster build >/dev/null
+binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm, kubeconform and KEDA from Go modules
+	@$(PY) -m hack.localcluster build --keda >/dev/null
 
 demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster, in real time (about 13 minutes)
 	$(PY) -m hack.demo
 
 fidelity: install ## the closed loop and the simulator on the same two trace segments, side by side (about 17 minutes)
 	$(PY) -m hack.fidelity
+
+compare: install ## sloscale and the real KEDA on one trace segment, one after another, with the simulator's predictions (about 35 minutes)
+	$(PY) -m hack.compare $(if $(SEGMENTS),--segments $(SEGMENTS)) $(if $(SYSTEMS),--systems $(SYSTEMS))
 
 test: install image lint ## lint (ruff, the import-layer contracts), then the whole test suite (unit, integration, e2e)
 	$(PY) -m pytest -ra
@@ -45,8 +48,8 @@ lint: venv ## ruff over the Python code, and the import-layer contracts in pypro
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
-cluster-up: install ## start the local control plane; prints `export KUBECONFIG=...`
-	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR)
+cluster-up: install ## start the local control plane (KEDA=1: with KEDA); prints `export KUBECONFIG=...`
+	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR) $(if $(KEDA),--keda)
 
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m hack.localcluster down --dir $(CLUSTER_DIR)

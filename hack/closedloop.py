@@ -124,9 +124,12 @@ def manifest(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
 class ClosedLoop:
     """The local cluster, Prometheus, the emulator and the operator; stop() undoes start()."""
 
-    def __init__(self, out: Path, cold_start_s: float, cold_start_jitter_s: float) -> None:
+    def __init__(
+        self, out: Path, cold_start_s: float, cold_start_jitter_s: float, keda: bool = False
+    ) -> None:
         self.out = out
         self.cold_start = ColdStart(cold_start_s, cold_start_jitter_s)
+        self.keda = keda  # also the real KEDA on the cluster (`make compare`)
         self.stack: list[Callable[[], object]] = []
 
     def start(self) -> ClosedLoop:
@@ -137,7 +140,7 @@ class ClosedLoop:
         pool = NodePool(
             startup_delay_s=self.cold_start.seconds, startup_jitter_s=self.cold_start.jitter_s
         )
-        self.cluster = LocalCluster(self.out / "cluster", pool).up()
+        self.cluster = LocalCluster(self.out / "cluster", pool, keda=self.keda).up()
         self.stack.append(self.cluster.down)
         self.cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         self.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
@@ -147,6 +150,7 @@ class ClosedLoop:
         config = scrape_config(SCRAPE_S, http_sd_urls=[f"http://{server.address}/targets"])
         prometheus = LocalPrometheus(self.out / "prometheus", config).start()
         self.stack.append(prometheus.stop)
+        self.prometheus_url = prometheus.url
         _say(f"Prometheus on {prometheus.url}, emulated Triton pods on http://{server.address}")
         self.api_client = kube_config.new_client_from_config(str(self.cluster.kubeconfig))
         self.apps = client.AppsV1Api(self.api_client)
@@ -226,15 +230,23 @@ class ClosedLoop:
         arrivals_s: np.ndarray,
         tail_s: float,
         on_sample: Callable[[EmulatorRunner, Sample], None] | None = None,
+        companions: tuple[dict[str, Any], ...] = (),
     ) -> LoopRun:
         """Apply `isvc`, wait for Ready, replay `arrivals_s` in real time until `tail_s` after
-        the last one, sampling the Deployment every second; then delete the service."""
+        the last one, sampling the Deployment every second; then delete the service.
+
+        `isvc` may also be a plain Deployment (what a KEDA user runs), and `companions` what
+        scales it (a ScaledObject): applied once it is Ready, deleted first."""
         namespace, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
+        kind = isvc["kind"].lower()
         self.cluster.kubectl("create", "namespace", namespace, check=False)
-        (self.out / f"{name}.json").write_text(json.dumps(isvc, indent=2))
+        (self.out / f"{name}.json").write_text(json.dumps([isvc, *companions], indent=2))
         self.cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(isvc))
-        self.cluster.kubectl("wait", "--for=condition=Ready", f"inferenceservice/{name}",
+        self.cluster.kubectl("wait", "--for=condition=Ready" if kind == "inferenceservice"
+                             else "--for=condition=Available", f"{kind}/{name}",
                              "-n", namespace, "--timeout=180s", timeout=190)  # fmt: skip
+        for companion in companions:
+            self.cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(companion))
         service = EmulatedService(ServiceModel(), seed=0, summary_window_s=SUMMARY_WINDOW_S)
         runner = EmulatorRunner(
             ReplayTarget(namespace, name, MODEL),
@@ -277,17 +289,18 @@ class ClosedLoop:
                     if uid not in first_pods
                 ],
             )
-        self.cluster.kubectl(
-            "delete",
-            "inferenceservice",
-            name,
-            "-n",
-            namespace,
-            "--wait=true",
-            "--timeout=120s",
-            check=False,
-            timeout=130,
-        )
+        for obj in (*companions, isvc):
+            self.cluster.kubectl(
+                "delete",
+                obj["kind"].lower(),
+                obj["metadata"]["name"],
+                "-n",
+                namespace,
+                "--wait=true",
+                "--timeout=120s",
+                check=False,
+                timeout=130,
+            )
         return measured
 
 
@@ -338,11 +351,13 @@ def predict(
     recorder: list[Any] | None = None,
     cold_starts_s: list[float] | None = None,
     seed: int = 0,
+    policy: str | None = None,
 ) -> RunResult:
     """The simulator's prediction of `run`: same spec and arrivals, the loop's lags and view.
 
     `cold_starts_s`: the pods' cold starts a run measured (else drawn with `seed`);
-    `recorder`, if given, receives (time, rps, latency ms, desired, reason) per decision.
+    `recorder`, if given, receives (time, rps, latency ms, desired, reason) per decision;
+    `policy` models something other than the spec's own (a real KEDA: `keda-latency`).
     """
     spec = parse_autoscaling(isvc["spec"]["autoscaling"])
     config = SimConfig(
@@ -357,7 +372,7 @@ def predict(
         metrics_window_s=policy_rate_window_s(spec),
         pod_summary_window_s=SUMMARY_WINDOW_S,
     )
-    driver = Recorder(make_policy(spec.policy, spec))
+    driver = Recorder(make_policy(policy or spec.policy, spec))
     run = simulate(arrivals_s, driver, spec, ServiceModel(), config)
     if recorder is not None:
         recorder.extend(driver.seen)

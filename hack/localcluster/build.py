@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,19 +70,40 @@ BUILDS = (
 BINARIES = tuple(pkg.rstrip("/").rsplit("/", 1)[-1] for b in BUILDS for pkg in b.packages)
 
 
+@dataclass(frozen=True)
+class Toolset:
+    """Binaries built and cached together, in a folder keyed by their own pins only.
+
+    Each toolset hashes only its own module folders under hack/go, so adding or bumping one
+    (KEDA) never invalidates another's cache (the half-hour Kubernetes build).
+    """
+
+    name: str  # the cache folder's prefix, e.g. k8s-v1.36.3
+    builds: tuple[GoBuild, ...]
+    recipe: object  # hashed as data (its repr): versions, builds, files copied
+    binaries: tuple[str, ...]  # what bin/ holds once finished
+    data_dir: str  # a folder of YAML files the install must hold
+    finish: Callable[[Path], None]  # fills data_dir (and names binaries) in the new install
+
+    @property
+    def module_dirs(self) -> frozenset[str]:
+        return frozenset(build.module_dir for build in self.builds)
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("SLOSCALE_CACHE", Path.home() / ".cache" / "sloscale"))
 
 
-def _pin_digest(go_version: str) -> str:
+def _pin_digest(go_version: str, toolset: Toolset) -> str:
     """Hash of everything that decides the binaries: pins, this recipe, the Go release."""
     digest = hashlib.sha256(go_version.encode())
     for path in sorted(GO_DIR.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(GO_DIR)).encode())
+        relative = path.relative_to(GO_DIR)
+        if path.is_file() and relative.parts[0] in toolset.module_dirs:
+            digest.update(str(relative).encode())
             digest.update(path.read_bytes())
     # The recipe as data, not this file's bytes: editing the code around it keeps the cache.
-    digest.update(repr((KUBERNETES_VERSION, HELM_VERSION, BUILDS, KWOK_STAGE_FILES)).encode())
+    digest.update(repr(toolset.recipe).encode())
     return digest.hexdigest()[:12]
 
 
@@ -96,16 +118,18 @@ def _go_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def install_dir() -> Path:
+def install_dir(toolset: Toolset | None = None) -> Path:
     """The cache folder for this exact set of pins (may not exist yet)."""
-    return cache_root() / f"k8s-{KUBERNETES_VERSION}-{_pin_digest(_go_version())}"
+    toolset = toolset or K8S
+    return cache_root() / f"{toolset.name}-{_pin_digest(_go_version(), toolset)}"
 
 
-def cached_install() -> Path | None:
+def cached_install(toolset: Toolset | None = None) -> Path | None:
     """The complete cached install, or None when anything is missing."""
-    root = install_dir()
-    complete = all(os.access(root / "bin" / name, os.X_OK) for name in BINARIES) and any(
-        (root / "kwok-stages").glob("*.yaml")
+    toolset = toolset or K8S
+    root = install_dir(toolset)
+    complete = all(os.access(root / "bin" / name, os.X_OK) for name in toolset.binaries) and any(
+        (root / toolset.data_dir).glob("*.yaml")
     )
     return root if complete else None
 
@@ -196,38 +220,61 @@ KWOK_STAGE_FILES = (
 )
 
 
-def _copy_kwok_stages(out_dir: Path) -> None:
+def module_source(module_dir: str, module: str) -> Path:
+    """Where the Go module cache holds a pinned dependency's source (after `go mod download`)."""
     result = subprocess.run(
-        ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
-        cwd=GO_DIR / "k8s",
+        ["go", "list", "-m", "-f", "{{.Dir}}", module],
+        cwd=GO_DIR / module_dir,
         env=_go_env(),
         capture_output=True,
         text=True,
         check=False,
     )
-    module_dir = Path(result.stdout.strip())
+    source = Path(result.stdout.strip())
+    if result.returncode != 0 or not source.is_dir():
+        raise StepFailed(f"find {module}", result.stderr.strip(), "run `make cluster-clean`")
+    return source
+
+
+def copy_module_files(source: Path, files: tuple[str, ...], out_dir: Path, step: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for relative in KWOK_STAGE_FILES:
-        source = module_dir / relative
-        if result.returncode != 0 or not source.is_file():
-            raise StepFailed("copy kwok stages", f"{source} not found", "run `make cluster-clean`")
-        shutil.copyfile(source, out_dir / Path(relative).name)
+    for relative in files:
+        if not (source / relative).is_file():
+            raise StepFailed(step, f"{source / relative} not found", "run `make cluster-clean`")
+        shutil.copyfile(source / relative, out_dir / Path(relative).name)
 
 
-def ensure_install() -> Path:
-    """Return the cache folder holding bin/ and kwok-stages/, building whatever is missing."""
-    cached = cached_install()
+def _copy_kwok_stages(install: Path) -> None:
+    source = module_source("k8s", "sigs.k8s.io/kwok")
+    copy_module_files(source, KWOK_STAGE_FILES, install / "kwok-stages", "copy kwok stages")
+
+
+K8S = Toolset(
+    name=f"k8s-{KUBERNETES_VERSION}",
+    builds=BUILDS,
+    # Exactly what the key hashed before toolsets existed: the Kubernetes cache keeps its name.
+    recipe=(KUBERNETES_VERSION, HELM_VERSION, BUILDS, KWOK_STAGE_FILES),
+    binaries=BINARIES,
+    data_dir="kwok-stages",
+    finish=_copy_kwok_stages,
+)
+
+
+def ensure_install(toolset: Toolset | None = None) -> Path:
+    """Return the toolset's cache folder (bin/ and its data), building whatever is missing."""
+    toolset = toolset or K8S
+    cached = cached_install(toolset)
     if cached is not None:
         return cached
-    final = install_dir()
+    final = install_dir(toolset)
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(final.parent / ".build.lock", "w") as lock:
         # Worktrees and CI share the cache: one builds, the others wait and reuse it.
         if not _try_lock(lock):
             _log(f"another build of {final.name} is running; waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = cached_install()
-        return cached if cached is not None else _build(final)
+        cached = cached_install(toolset)
+        return cached if cached is not None else _build(toolset, final)
 
 
 def _try_lock(lock: object) -> bool:
@@ -238,16 +285,16 @@ def _try_lock(lock: object) -> bool:
     return True
 
 
-def _build(final: Path) -> Path:
+def _build(toolset: Toolset, final: Path) -> Path:
     started = time.monotonic()
-    _log(f"building Kubernetes {KUBERNETES_VERSION}, etcd, kwok, helm, kubeconform into {final}")
+    _log(f"building {', '.join(toolset.binaries)} into {final}")
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
         bin_out = Path(tmp) / "bin"
-        for index, build in enumerate(BUILDS, start=1):
+        for index, build in enumerate(toolset.builds, start=1):
             _download(build)
-            _compile(build, bin_out, f"[{index}/{len(BUILDS)}]")
-        _copy_kwok_stages(Path(tmp) / "kwok-stages")
-        missing = [name for name in BINARIES if not (bin_out / name).exists()]
+            _compile(build, bin_out, f"[{index}/{len(toolset.builds)}]")
+        toolset.finish(Path(tmp))
+        missing = [name for name in toolset.binaries if not (bin_out / name).exists()]
         if missing:
             raise StepFailed("collect binaries", f"not produced: {missing}", "report this as a bug")
         if final.exists():

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import build
+from . import build, keda
 from .cluster import LocalCluster
 from .errors import StepFailed
 from .nodes import NodePool
@@ -16,7 +16,12 @@ from .nodes import NodePool
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hack.localcluster")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build (or reuse) the pinned binaries and print their folder")
+    build_cmd = sub.add_parser(
+        "build", help="build (or reuse) the pinned binaries and print their folder"
+    )
+    build_cmd.add_argument(
+        "--keda", action="store_true", help="also KEDA's (printed on a second line)"
+    )
     up = sub.add_parser("up", help="start the control plane; prints `export KUBECONFIG=...`")
     up.add_argument("--dir", type=Path, required=True, help="state folder (kubeconfig, logs)")
     up.add_argument("--gpu-nodes", type=int, default=NodePool.gpu_nodes)
@@ -30,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         "pod-ready.stage.kwok.x-k8s.io/delay overrides it)",
     )
     up.add_argument("--startup-jitter-s", type=float, default=NodePool.startup_jitter_s)
+    up.add_argument(
+        "--keda",
+        action="store_true",
+        help=f"also start KEDA {keda.KEDA_VERSION} (operator and external metrics API server; "
+        "built on first use, about 16 minutes on 2 cores); on a running cluster, adds it",
+    )
     for name in ("down", "status"):
         cmd = sub.add_parser(name, help=f"{name} the control plane started in --dir")
         cmd.add_argument("--dir", type=Path, required=True)
@@ -57,8 +68,10 @@ def _pool(args: argparse.Namespace) -> NodePool:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
         print(build.ensure_install() / "bin")
+        if args.keda:
+            print(build.ensure_install(keda.TOOLSET) / "bin")
     elif args.command == "up":
-        cluster = LocalCluster(args.dir, _pool(args)).up()
+        cluster = LocalCluster(args.dir, _pool(args), keda=args.keda).up()
         print(f"# kubectl and helm are in {cluster.bin_dir}", file=sys.stderr)
         print(cluster.export_line())
     elif args.command == "down":
@@ -73,7 +86,8 @@ def _run(args: argparse.Namespace) -> int:
 
         run_bench(args.runs)
     elif args.command == "clean-cache":
-        shutil.rmtree(build.install_dir(), ignore_errors=True)
+        for toolset in (build.K8S, keda.TOOLSET):
+            shutil.rmtree(build.install_dir(toolset), ignore_errors=True)
     return 0
 
 

@@ -90,9 +90,10 @@ def _known_component(name: str) -> None:
 class LocalCluster:
     """One control plane on loopback, its state kept in `root` (kubeconfig, logs, data)."""
 
-    def __init__(self, root: Path, pool: NodePool | None = None) -> None:
+    def __init__(self, root: Path, pool: NodePool | None = None, keda: bool = False) -> None:
         self.root = Path(root).resolve()
         self.pool = pool or NodePool()
+        self.keda = keda  # also start KEDA (operator, external metrics API server)
         self.kubeconfig = self.root / "kubeconfig"
         self.state_file = self.root / "state.json"
         self.logs = self.root / "logs"
@@ -133,8 +134,15 @@ class LocalCluster:
 
     def up(self) -> LocalCluster:
         """Start every component (idempotent: a running cluster is left as it is)."""
-        if self.is_running() and self._apiserver_ready():
-            return self
+        if not (self.is_running() and self._apiserver_ready()):
+            self._up_control_plane()
+        if self.keda:
+            from . import keda
+
+            keda.start(self)  # on a running cluster too: KEDA joins it
+        return self
+
+    def _up_control_plane(self) -> None:
         self.down()  # whatever is left of an earlier, half-dead run
         install = build.ensure_install()
         started = time.monotonic()
@@ -155,14 +163,12 @@ class LocalCluster:
                     self.down()
                 raise
         _log(f"control plane ready in {time.monotonic() - started:.1f}s")
-        return self
 
     def down(self) -> None:
         """Stop everything this cluster started (idempotent) and check its ports are free."""
         stopped = []
-        for name in reversed(COMPONENTS):
-            pid = self.state.pids.get(name)
-            if pid is not None and _alive(pid):
+        for name, pid in reversed(list(self.state.pids.items())):  # the reverse of start order
+            if _alive(pid):
                 self._stop(name, pid)
                 stopped.append(name)
         # Only ports our live components held: one that never bound (taken by someone
@@ -196,6 +202,25 @@ class LocalCluster:
 
     def export_line(self) -> str:
         return f"export KUBECONFIG={self.kubeconfig}"
+
+    # -- processes beside the control plane (KEDA) ----------------------------------------
+    def start_process(
+        self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[], bool]
+    ) -> None:
+        """Start a process that talks to this cluster, logged and stopped with it."""
+        self._start(name, argv, ready, env)
+
+    def stop_process(self, name: str) -> None:
+        pid = self.state.pids.pop(name, None)
+        if pid is not None and _alive(pid):
+            self._stop(name, pid)
+        self._write_state()
+
+    def http_probe(self, port: int, path: str) -> Callable[[], bool]:
+        return lambda: self._http_ok(port, path)
+
+    def https_probe(self, port: int, path: str) -> Callable[[], bool]:
+        return lambda: self._https_ok(port, path)
 
     # -- starting -----------------------------------------------------------------------
     def _start_all(self, install: Path) -> None:
@@ -258,6 +283,16 @@ class LocalCluster:
                 f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.logs / 'audit.log'}",
                 "--audit-log-maxsize=200", "--audit-log-maxbackup=1",
+                # API aggregation, so that an extension API server (KEDA's external metrics,
+                # `up --keda`) can serve under this apiserver: it proxies as the front-proxy
+                # client and passes the caller on in these headers.
+                f"--requestheader-client-ca-file={certs.front_proxy_ca_cert}",
+                f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={certs.path(pki.FRONT_PROXY_CLIENT + '.crt')}",
+                f"--proxy-client-key-file={certs.path(pki.FRONT_PROXY_CLIENT + '.key')}",
             ],
             "kube-controller-manager": [
                 str(bin_dir / "kube-controller-manager"), *component_auth,
@@ -287,14 +322,21 @@ class LocalCluster:
             ],
         }  # fmt: skip
 
-    def _start(self, name: str, argv: list[str], ready: object) -> None:
+    def _start(
+        self, name: str, argv: list[str], ready: object, env: dict[str, str] | None = None
+    ) -> None:
         _log(f"starting {name}")
         log_path = self.logs / f"{name}.log"
         with open(log_path, "ab") as log:
             # A session of its own: the cluster outlives `make cluster-up`, and Ctrl-C in
             # the terminal that started it does not take it down.
             proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.root,
+                env=env,
             )
         self.state.pids[name] = proc.pid
         self._write_state()

@@ -81,6 +81,35 @@ def node_manifests(pool: NodePool) -> list[dict]:
     return nodes
 
 
+def gpu_deployment(
+    name: str, namespace: str, labels: dict[str, str], replicas: int = 1, gpus: int = 1
+) -> dict[str, Any]:
+    """A Deployment of Triton pods asking for GPUs and tolerating the pool's taint: the real
+    scheduler places them on the GPU nodes, kwok runs them."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists"}],
+                    "containers": [
+                        {
+                            "name": "triton",
+                            "image": "nvcr.io/nvidia/tritonserver:24.10-py3",
+                            "resources": {"limits": {GPU_RESOURCE: str(gpus)}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
 def _ready_delay(pool: NodePool) -> dict[str, int]:
     """kwok's delay for `startup_delay_s +- startup_jitter_s`, uniform.
 

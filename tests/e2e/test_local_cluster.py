@@ -17,7 +17,7 @@ import pytest
 from hack.localcluster import cluster as cluster_module
 from hack.localcluster.cluster import LocalCluster, port_open
 from hack.localcluster.errors import StepFailed
-from hack.localcluster.nodes import GPU_RESOURCE, NodePool
+from hack.localcluster.nodes import GPU_RESOURCE, NodePool, gpu_deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -27,29 +27,7 @@ def _json(cluster: LocalCluster, *args: str) -> dict:
 
 
 def _gpu_deployment(name: str, replicas: int, gpus: int = 1) -> dict:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists"}],
-                    "containers": [
-                        {
-                            "name": "triton",
-                            "image": "nvcr.io/nvidia/tritonserver:24.10-py3",
-                            "resources": {"limits": {GPU_RESOURCE: str(gpus)}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return gpu_deployment(name, "default", {"app": name}, replicas, gpus)
 
 
 def _pods(cluster: LocalCluster, app: str) -> list[dict]:
@@ -212,6 +190,19 @@ def test_apiserver_enforces_cel_validation(cluster: LocalCluster) -> None:
     rejected = cluster.kubectl("apply", "-f", "-", input=widget(5, 2), check=False)
     assert rejected.returncode != 0
     assert "min must be <= max" in rejected.stderr
+
+
+def test_apiserver_publishes_the_front_proxy_for_aggregated_apis(cluster: LocalCluster) -> None:
+    """Extension API servers (KEDA's metrics, `up --keda`) read whom to trust from here."""
+    data = _json(
+        cluster, "get", "-n", "kube-system", "configmap", "extension-apiserver-authentication"
+    )["data"]
+    ca = (cluster.root / "pki" / "front-proxy-ca.crt").read_text()
+    assert data["requestheader-client-ca-file"].strip() == ca.strip()
+    assert json.loads(data["requestheader-allowed-names"]) == ["front-proxy-client"]
+    assert json.loads(data["requestheader-username-headers"]) == ["X-Remote-User"]
+    # Its own CA: a client cert of the cluster CA (admin's) cannot pass for the proxy.
+    assert ca.strip() != (cluster.root / "pki" / "ca.crt").read_text().strip()
 
 
 def test_second_cluster_gets_its_own_ports_and_stops_cleanly(

@@ -136,3 +136,39 @@ def test_cache_key_changes_with_the_pins(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setattr(build, "GO_DIR", fake_go)
     assert build.install_dir() != before
     assert build.install_dir().name.startswith(f"k8s-{build.KUBERNETES_VERSION}-")
+
+
+def test_kubernetes_cache_key_is_the_one_before_toolsets() -> None:
+    """The real pins: hack/go/keda joined without renaming the cached Kubernetes build
+    (the key the recipe gave before KEDA, recomputed here the old way)."""
+    import hashlib
+
+    digest = hashlib.sha256(build._go_version().encode())
+    for path in sorted(build.GO_DIR.rglob("*")):
+        if path.is_file() and path.relative_to(build.GO_DIR).parts[0] != "keda":
+            digest.update(str(path.relative_to(build.GO_DIR)).encode())
+            digest.update(path.read_bytes())
+    recipe = (build.KUBERNETES_VERSION, build.HELM_VERSION, build.BUILDS, build.KWOK_STAGE_FILES)
+    digest.update(repr(recipe).encode())
+    assert build.install_dir().name == f"k8s-{build.KUBERNETES_VERSION}-{digest.hexdigest()[:12]}"
+
+
+def test_each_toolset_keys_only_its_own_pins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Adding or bumping KEDA's pins must not rebuild Kubernetes (half an hour), nor the
+    reverse: each cache key hashes only its own module folders."""
+    from hack.localcluster import keda
+
+    fake_go = tmp_path / "go"
+    for module_dir in ("k8s", "helm", "kubeconform", "keda"):
+        (fake_go / module_dir).mkdir(parents=True)
+        (fake_go / module_dir / "go.mod").write_text(f"module {module_dir}\n")
+    monkeypatch.setattr(build, "GO_DIR", fake_go)
+    k8s_before, keda_before = build.install_dir(), build.install_dir(keda.TOOLSET)
+    assert keda_before.name.startswith(f"keda-{keda.KEDA_VERSION}-")
+    (fake_go / "keda" / "go.sum").write_text("bumped\n")
+    assert build.install_dir() == k8s_before
+    assert build.install_dir(keda.TOOLSET) != keda_before
+    (fake_go / "helm" / "go.sum").write_text("bumped\n")
+    assert build.install_dir() != k8s_before
