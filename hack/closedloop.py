@@ -165,7 +165,8 @@ class ClosedLoop:
         env = {**self.cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "sloscale", "run", "--prometheus-url", prometheus_url,
-             "--metrics-address", self.metrics_url.split("/")[2], "--autoscaler-tick-s", "1"],
+             "--metrics-address", self.metrics_url.split("/")[2], "--autoscaler-tick-s", "1",
+             "--scrape-interval-s", f"{SCRAPE_S:g}"],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         self.stack.append(lambda: (proc.terminate(), proc.wait(timeout=20)))

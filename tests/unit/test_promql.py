@@ -38,6 +38,8 @@ def test_queries_are_a_fixed_set_grouped_by_namespace_and_service() -> None:
     assert built["latency_p95_ms"].startswith("max by")  # conservative across pods
     # the peak of the rates between two scrapes over the window: a subquery, one per tick
     assert built["rps_peak"].startswith("max_over_time(") and "[60s:15s]" in built["rps_peak"]
+    # Prometheus scraping every second: the peak of 1 s rates, as the simulator's scrapes
+    assert "[10s:1s]" in queries(10, scrape_s=1.0)["rps_peak"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sloscale.autoscale.promql import (
+    SCRAPE_S,
     ServiceKey,
     ServiceMetrics,
     parse_vector,
@@ -36,12 +37,14 @@ class Fetched:
 class PrometheusSource:
     """Reads every service's metrics with a constant number of queries per tick."""
 
-    def __init__(self, url: str, window_s: float = 60.0, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, window_s: float = 60.0, timeout_s: float = 10.0,
+                 scrape_s: float = SCRAPE_S) -> None:
         from prometheus_api_client import PrometheusConnect  # heavy import: only when used
 
         self.url = url
         self.window_s = window_s
         self.timeout_s = timeout_s
+        self.scrape_s = scrape_s
         from urllib3.util.retry import Retry
 
         # One quick retry: the next tick is the real retry, and a dead Prometheus must be
@@ -57,7 +60,7 @@ class PrometheusSource:
         """Blocking: run every query at time `now`, rates over `window_s` (default: the
         source's). Never raises for Prometheus' failures."""
         vectors: dict[str, dict[ServiceKey, float]] = {}
-        for name, query in queries(window_s or self.window_s).items():
+        for name, query in queries(window_s or self.window_s, self.scrape_s).items():
             try:
                 result = self._client.custom_query(
                     query=query, params={"time": now, "timeout": f"{self.timeout_s:g}s"}
@@ -73,7 +76,7 @@ class PrometheusSource:
     ) -> dict[str, list[dict]]:
         """Every query (and `extra` ones) over [start, end] at `step_s`: one call per query."""
         matrices = {}
-        for name, query in {**queries(self.window_s), **(extra or {})}.items():
+        for name, query in {**queries(self.window_s, self.scrape_s), **(extra or {})}.items():
             result = self._client.custom_query_range(
                 query=query,
                 start_time=datetime.fromtimestamp(start, UTC),

@@ -19,8 +19,9 @@ GROUP = f"namespace, {PROM_SERVICE_LABEL}"
 QUANTILES = {"p95": "0.95", "p99": "0.99"}
 DURATION = "nv_inference_request_duration_us"
 # The ServiceMonitor's scrape interval (render/templates/servicemonitor.yaml.j2): the shortest
-# span a rate can be taken over, the step of the peak short-window rate.
-SCRAPE_S = 15
+# span a rate can be taken over, the step of the peak short-window rate (`sloscale run
+# --scrape-interval-s` when Prometheus scrapes the pods at another interval).
+SCRAPE_S = 15.0
 QUEUE = "nv_inference_queue_duration_us"
 
 
@@ -37,7 +38,7 @@ def _rate(metric: str, window: str) -> str:
     return f"sum by ({GROUP}) (rate({metric}[{window}]))"
 
 
-def queries(window_s: float) -> dict[str, str]:
+def queries(window_s: float, scrape_s: float = SCRAPE_S) -> dict[str, str]:
     """Every query one tick runs: a fixed set, whatever the number of services.
 
     Latencies from counters are rate(duration)/rate(count); percentiles come from Triton's
@@ -45,6 +46,7 @@ def queries(window_s: float) -> dict[str, str]:
     (a service is as slow as its slowest replica's tail).
     """
     window = f"{max(1, round(window_s))}s"
+    step = max(1, round(scrape_s))
     success = _rate("nv_inference_request_success", window)
     result = {
         "rps": success,
@@ -53,7 +55,7 @@ def queries(window_s: float) -> dict[str, str]:
         "pending": f"sum by ({GROUP}) (nv_inference_pending_request_count)",
         # The highest rate between two scrapes within the window: how bursty it was.
         "rps_peak": (f"max_over_time((sum by ({GROUP}) (irate(nv_inference_request_success"
-                     f"[{3 * SCRAPE_S}s])))[{window}:{SCRAPE_S}s])"),
+                     f"[{3 * step}s])))[{window}:{step}s])"),
         # Newest sample time per service: what staleness is judged on.
         "last_sample": f"max by ({GROUP}) (timestamp(nv_inference_request_success))",
     }

@@ -14,6 +14,7 @@ from sloscale.api import SERVICE_LABEL
 from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.loop import AutoscalerLoop, LoopSettings
 from sloscale.autoscale.metrics import PrometheusSource
+from sloscale.autoscale.promql import SCRAPE_S
 from sloscale.autoscale.telemetry import AutoscalerMetrics
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class AutoscalerOptions:
     prometheus_url: str | None = None
     metrics_address: str | None = None
     tick_s: float = 5.0
+    scrape_interval_s: float = SCRAPE_S  # how often Prometheus scrapes the pods
     namespaces: list[str] | None = None
     # Multi-replica mode: the replica that may write (None: standalone, always this one).
     active: Callable[[], bool] | None = None
@@ -61,7 +63,7 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     kube = KubeAutoscalerClient(memo.kube, options.namespaces)
     kube.start_informers(SERVICE_LABEL)
     loop = AutoscalerLoop(
-        PrometheusSource(options.prometheus_url),
+        PrometheusSource(options.prometheus_url, scrape_s=options.scrape_interval_s),
         kube,
         metrics,
         LoopSettings(tick_s=options.tick_s),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sloscale.autoscale.promql import SCRAPE_S
 from sloscale.render.values import DEFAULT_STORAGE_IMAGE
 
 
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autoscaler-tick-s", type=float, default=5.0, metavar="S",
                         help="how often the autoscaler loop wakes; each service still "
                              "decides on its own spec.autoscaling.interval")
+    parser.add_argument("--scrape-interval-s", type=float, default=SCRAPE_S, metavar="S",
+                        help="how often Prometheus scrapes the pods (the rendered ServiceMonitor: "
+                             "15); the step of the peak rate the slo policy reads")
     parser.add_argument("--health-address", default="", metavar="HOST:PORT",
                         help="serve kopf's liveness probe at http://HOST:PORT/healthz (off by "
                              "default); it answers only while the operator's event loop runs")
@@ -54,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from sloscale.kube.client import Kube
     from sloscale.render.templates import TemplateError
 
-    if args.autoscaler_tick_s <= 0:
-        print("sloscale run: --autoscaler-tick-s must be > 0", file=sys.stderr)
+    if args.autoscaler_tick_s <= 0 or args.scrape_interval_s <= 0:
+        print("sloscale run: --autoscaler-tick-s and --scrape-interval-s must be > 0",
+              file=sys.stderr)
         return 2
     kube: Kube | None = None  # a broken template set is refused before any cluster is touched
 
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             prometheus_url=args.prometheus_url,
             metrics_address=args.metrics_address or None,
             tick_s=args.autoscaler_tick_s,
+            scrape_interval_s=args.scrape_interval_s,
             namespaces=namespaces or None,
             active=active,
         ),
