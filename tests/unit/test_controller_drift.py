@@ -112,6 +112,8 @@ class StatusRecorder:
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return self.deployment
 
+    observed = get  # no watch here: what a read would return
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any],
                      resource_version: str | None = None) -> None:
         self.patches.append(status)

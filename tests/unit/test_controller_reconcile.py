@@ -84,6 +84,8 @@ class StoreWithARacingWriter:
                 "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
                            "availableReplicas": 1, "updatedReplicas": 1}}
 
+    observed = get  # no watch here: what a read would return
+
     def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.isvc)
 
@@ -163,6 +165,8 @@ class Children:
     def get(self, api_version: str, kind: str, namespace: str,
             name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.objects.get((kind, name)))
+
+    observed = get  # no watch here: what a read would return
 
     def apply(self, manifest: dict[str, Any], field_manager: str = "") -> dict[str, Any]:
         self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest

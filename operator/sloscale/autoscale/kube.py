@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from functools import partial
@@ -32,7 +32,9 @@ LIST_PAGE = 500
 class KubeAutoscalerClient:
     """Lists with raw JSON (camelCase, no model objects), writes status with retry on 409."""
 
-    def __init__(self, kube: Kube, namespaces: list[str] | None = None) -> None:
+    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
+                 services: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+        """`services`: the InferenceServices as a watch keeps them (else listed per tick)."""
         from kubernetes import client  # heavy import kept out of pure modules
 
         self._client = client
@@ -43,6 +45,7 @@ class KubeAutoscalerClient:
         self._custom = client.CustomObjectsApi(kube.api_client)
         self.namespaces = namespaces
         self._informers: dict[str, list[Informer]] = {}
+        self._services = services
 
     # -- reads ------------------------------------------------------------------------------
     def _exact_namespaces(self) -> list[str] | None:
@@ -109,6 +112,8 @@ class KubeAutoscalerClient:
         return self._items(list_all_ns, list_namespaced, keep=keep, label_selector=selector)
 
     def list_inference_services(self) -> list[dict[str, Any]]:
+        if self._services is not None:
+            return [item for item in self._services() if self._watched(item)]
         return self._items(
             lambda **kw: self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
             lambda ns, **kw: self._custom.list_namespaced_custom_object(

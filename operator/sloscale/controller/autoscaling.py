@@ -15,6 +15,7 @@ from sloscale.autoscale.kube import KubeAutoscalerClient
 from sloscale.autoscale.loop import AutoscalerLoop, LoopSettings
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.telemetry import AutoscalerMetrics
+from sloscale.kube.watched import all_objects
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def _serve_metrics(metrics: AutoscalerMetrics, address: str) -> None:
 
 
 @kopf.on.startup()
-async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+async def start_autoscaler(memo: kopf.Memo,
+                           inferenceservices: kopf.Index[tuple[str, str], dict[str, Any]],
+                           **_: Any) -> None:
     options: AutoscalerOptions = memo.autoscaler_options
     metrics = AutoscalerMetrics()
     if options.metrics_address:
@@ -58,7 +61,9 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     if options.prometheus_url is None:
         log.warning("no --prometheus-url: autoscaling is off (spec.replicas rules)")
         return
-    kube = KubeAutoscalerClient(memo.kube, options.namespaces)
+    # The tick's list of services is kopf's own watch of them (controller/indexes.py).
+    kube = KubeAutoscalerClient(memo.kube, options.namespaces,
+                                services=lambda: all_objects(inferenceservices))
     kube.start_informers(SERVICE_LABEL)
     loop = AutoscalerLoop(
         PrometheusSource(options.prometheus_url),

@@ -20,11 +20,13 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.flowyaml import flow_yaml
 from sloscale.kube.errors import ApplyError, StatusConflict
+from sloscale.kube.watched import WatchedObjects
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
 CONNECTIONS = 32
 REPAIR_FIELD_MANAGER = f"{FIELD_MANAGER}-repair"
+USER_AGENT = "sloscale"
 
 
 def load_config() -> client.ApiClient:
@@ -37,7 +39,10 @@ def load_config() -> client.ApiClient:
     # One connection per handler thread plus the autoscaler's writers; the default pool of
     # 10 made urllib3 discard and reopen TLS connections under a burst.
     settings.connection_pool_maxsize = CONNECTIONS
-    return client.ApiClient(settings)
+    api_client = client.ApiClient(settings)
+    # Named in the API server's audit log, apart from other clients of the same credentials.
+    api_client.user_agent = USER_AGENT
+    return api_client
 
 
 def _server_message(error: ApiException, manifest: dict[str, Any]) -> str:
@@ -65,6 +70,8 @@ class Kube:
         self.custom = client.CustomObjectsApi(self.api_client)
         self.extensions = client.ApiextensionsV1Api(self.api_client)
         self._crd_seen: dict[str, tuple[float, bool]] = {}
+        # Set once the operator's watches run (controller/indexes.py); until then, GETs.
+        self.watched: WatchedObjects | None = None
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -76,6 +83,13 @@ class Kube:
         except (NotFoundError, ResourceNotFoundError):
             return None
         return _json(found)
+
+    def observed(self, api_version: str, kind: str, namespace: str,
+                 name: str) -> dict[str, Any] | None:
+        """A child as the watch last saw it (kube/watched.py), or read now where none does."""
+        if self.watched is None:
+            return self.get(api_version, kind, namespace, name)
+        return self.watched.child(api_version, kind, namespace, name)
 
     def apply(self, manifest: dict[str, Any], field_manager: str = FIELD_MANAGER,
               dry_run: bool = False) -> dict[str, Any]:
