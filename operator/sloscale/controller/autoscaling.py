@@ -53,6 +53,7 @@ def _serve_metrics(metrics: AutoscalerMetrics, address: str) -> None:
 @kopf.on.startup()
 async def start_autoscaler(memo: kopf.Memo,
                            inferenceservices: kopf.Index[tuple[str, str], dict[str, Any]],
+                           owned_deployments: kopf.Index[tuple[str, str], dict[str, Any]],
                            **_: Any) -> None:
     options: AutoscalerOptions = memo.autoscaler_options
     metrics = AutoscalerMetrics()
@@ -61,9 +62,10 @@ async def start_autoscaler(memo: kopf.Memo,
     if options.prometheus_url is None:
         log.warning("no --prometheus-url: autoscaling is off (spec.replicas rules)")
         return
-    # The tick's list of services is kopf's own watch of them (controller/indexes.py).
+    # The tick's services and Deployments are kopf's own watches of them (indexes.py).
     kube = KubeAutoscalerClient(memo.kube, options.namespaces,
-                                services=lambda: all_objects(inferenceservices))
+                                services=lambda: all_objects(inferenceservices),
+                                deployments=lambda: all_objects(owned_deployments))
     kube.start_informers(SERVICE_LABEL)
     loop = AutoscalerLoop(
         PrometheusSource(options.prometheus_url),
