@@ -26,10 +26,15 @@ def owned(body: kopf.Body, **_: Any) -> bool:
     return False
 
 
-def _by_name(body: kopf.Body) -> dict[tuple[str, str], dict[str, Any]]:
-    # The raw event's dict, not a copy: kopf replaces it on the next event, never edits it.
+def _by_name(body: kopf.Body,
+             keep_managed_fields: bool = False) -> dict[tuple[str, str], dict[str, Any]]:
+    """The object under (namespace, name), without its managedFields unless asked (a few
+    kB an object, read only to know who owns a Deployment's replicas)."""
+    # Shallow: kopf replaces the raw event's dicts on the next event, it never edits them.
     meta = body.get("metadata", {})
-    return {(meta.get("namespace", ""), meta.get("name", "")): dict(body)}
+    if not keep_managed_fields:
+        meta = {key: value for key, value in meta.items() if key != "managedFields"}
+    return {(meta.get("namespace", ""), meta.get("name", "")): {**body, "metadata": meta}}
 
 
 # async: run inline on the event loop (cheap), not through the handler thread pool.
@@ -40,7 +45,7 @@ async def inferenceservices(body: kopf.Body, **_: Any) -> dict[tuple[str, str], 
 
 @kopf.index("apps", "v1", "deployments", when=owned)
 async def owned_deployments(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-    return _by_name(body)
+    return _by_name(body, keep_managed_fields=True)  # reconcile.owns_replicas reads them
 
 
 @kopf.index("v1", "services", when=owned)
