@@ -8,6 +8,7 @@ versions, which any write that changed content would have moved.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.e2e.operator_process import (
 pytestmark = pytest.mark.e2e
 NS = "e2e-restart"
 SERVICES = 50
+AUTOSCALING_INTERVAL_S = 5
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 # The Kubernetes client's default agent too: an operator that did not name itself.
 OPERATOR_AGENTS = ("sloscale", "kopf/", "OpenAPI-Generator/")
@@ -34,11 +36,13 @@ KINDS = "inferenceservices,deployments,services,poddisruptionbudgets"
 
 
 def _service(index: int) -> dict[str, Any]:
-    # Every fifth with two replicas: a PodDisruptionBudget among the children too.
+    # Autoscaled, but every fifth with two fixed replicas: a PodDisruptionBudget too.
+    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 1, "interval": "5s",
+                   "objective": {"targetMs": 200}}
     return {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
             "metadata": {"name": f"r-{index:02d}", "namespace": NS},
             "spec": {"model": {"name": "m", "format": "python", "storageUri": "s3://models/m"},
-                     "replicas": 2 if index % 5 == 0 else 1,
+                     **({"replicas": 2} if index % 5 == 0 else {"autoscaling": autoscaling}),
                      "runtime": {"resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}}}
 
 
@@ -91,7 +95,9 @@ def test_restart_over_converged_services_writes_nothing_and_puts_back_drift(
     manifests = tmp_path / "services.yaml"
     manifests.write_text(yaml.safe_dump_all([_service(i) for i in range(SERVICES)]))
     log = tmp_path / "operator.log"
-    with running_operator(cluster, log, NS) as operator:
+    # No Prometheus there: the autoscaler decides to hold, and says so in the status.
+    with running_operator(cluster, log, NS, "--prometheus-url", "http://127.0.0.1:9",
+                          "--autoscaler-tick-s", "1") as operator:
         cluster.kubectl("apply", "--server-side", "-f", str(manifests))
         cluster.kubectl("wait", "-n", NS, "--for=condition=Ready", "--timeout=240s",
                         "inferenceservice", "--all", timeout=250)
@@ -108,6 +114,7 @@ def test_restart_over_converged_services_writes_nothing_and_puts_back_drift(
             operator.start()
             wait_for(lambda: resumed(log, offset) >= SERVICES, 120,  # noqa: B023
                      "every service to be resumed")
+            time.sleep(AUTOSCALING_INTERVAL_S * 2)  # every service decided again, twice
             wait_for(lambda: quiet(cluster), 60, "the operator to stop writing")
             writes = operator_writes(cluster, since)
             after = versions(cluster)

@@ -263,6 +263,8 @@ def test_status_is_rewritten_only_when_something_an_sre_reads_changed() -> None:
     assert needs_write(service, moved, outcome, now + 31)  # a minute old and moved: refresh
     assert needs_write(service, {**written, "observed": {"rps": 50, "latencyMs": 9}}, outcome,
                        now + 31)  # a figure that was missing
+    pruned = {**written, "observed": {"rps": 50, "available": True, "time": "t"}}
+    assert not needs_write(service, pruned, outcome, now + 31)  # what the CRD drops is no news
     assert needs_write(service, {**fresh, "desiredReplicas": 5}, outcome, now)
     blind = decide_tick(WantsFixed(4), SPEC, "active", MISSING, _pods(4, 4), None, 100.0)
     assert needs_write(service, fresh, blind, now)  # MetricsAvailable flipped

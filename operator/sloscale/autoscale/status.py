@@ -12,6 +12,9 @@ DECISION_HISTORY = 10
 STATUS_REFRESH_S = 60.0
 # Observed figures within this fraction of the written ones are not news.
 OBSERVED_TOLERANCE = 0.05
+# The figures of status.autoscaling.observed the CRD keeps; the API server prunes the rest
+# (time, available, reason), so comparing those would find news on every refresh.
+OBSERVED_FIGURES = ("rps", "latencyMs", "queueMs", "pending")
 
 
 def needs_write(
@@ -44,15 +47,14 @@ def needs_write(
 
 
 def observed_moved(written: dict[str, Any], seen: dict[str, Any]) -> bool:
-    """Whether `seen` tells more than `written`: a field came or went, a word changed, or a
-    number moved by more than OBSERVED_TOLERANCE of itself (its time aside)."""
-    for key in (written.keys() | seen.keys()) - {"time"}:
+    """Whether `seen` tells more than `written`: a figure came or went, or moved by more
+    than OBSERVED_TOLERANCE of itself."""
+    for key in OBSERVED_FIGURES:
         old, new = written.get(key), seen.get(key)
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
-        if numbers:
-            if abs(new - old) > OBSERVED_TOLERANCE * max(abs(old), abs(new)):
+        if old is None or new is None:
+            if old is not new:
                 return True
-        elif old != new:
+        elif abs(new - old) > OBSERVED_TOLERANCE * max(abs(old), abs(new)):
             return True
     return False
 
