@@ -20,6 +20,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.flowyaml import flow_yaml
 from sloscale.kube.errors import ApplyError, StatusConflict
+from sloscale.kube.status import with_newer_write
 from sloscale.kube.watched import WatchedObjects
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class Kube:
         self._crd_seen: dict[str, tuple[float, bool]] = {}
         # Set once the operator's watches run (controller/indexes.py); until then, GETs.
         self.watched: WatchedObjects | None = None
+        # (namespace, name) -> (resourceVersion, generation, status) of our last status
+        # write's answer, until a watched version at least as new is seen (`newest`).
+        self._written: dict[tuple[str, str], tuple[str, Any, dict[str, Any]]] = {}
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -178,7 +182,7 @@ class Kube:
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            answer = self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, patch
             )
         except ApiException as error:
@@ -186,6 +190,26 @@ class Kube:
                 raise StatusConflict(f"{namespace}/{name}: {error.reason}") from error
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+            return
+        meta = answer.get("metadata") or {}
+        self._written[(namespace, name)] = (meta.get("resourceVersion", ""),
+                                            meta.get("generation"), answer.get("status") or {})
+
+    def newest(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` (a watched version, which may not have seen our last status write yet) with
+        that write's answer in it where the answer is newer: a status computed from the
+        watched version alone met a 409, a re-read and a second write, several times per
+        service in a burst. resourceVersions are compared as the integers etcd makes them;
+        one that is not an integer leaves `body` as it is."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        written = self._written.get(key)
+        if written is None:
+            return body
+        found = with_newer_write(body, written)
+        if found is body:
+            self._written.pop(key, None)  # the watch has caught up (or versions are opaque)
+        return found
 
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         """A ConfigMap's data; None when there is no such ConfigMap."""
