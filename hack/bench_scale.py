@@ -2,8 +2,11 @@
 
 Applies N services at a fixed rate, then measures what one autoscaler tick costs the
 operator (CPU seconds, wall time), how many PromQL queries a tick sends, and the operator's
-memory; also how long creation takes to reach a Deployment and all pods Ready. Prints
-figures; asserts nothing (benchmarks are not tests).
+memory; also how long creation takes to reach a Deployment and all pods Ready. With
+--restart, then restarts the operator over the converged fleet: how long until every service
+was checked (kopf's resume handler) and decided by the autoscaler again, and every write the
+operator made meanwhile (from the API server's audit log). Prints figures; asserts nothing
+(benchmarks are not tests).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client, watch
@@ -34,6 +38,12 @@ from sloscale_runtime.capacity import percentile_ms  # nearest rank: any unit
 ROOT = Path(__file__).resolve().parent.parent
 NS = "bench"
 TICK_S = 5.0
+SERVICE_INTERVAL_S = 15.0
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# The operator's clients as the audit log names them: its own (sloscale), kopf's, and the
+# Kubernetes client's default (operators older than the "sloscale" user agent; the
+# benchmark's own client names itself "bench-scale").
+OPERATOR_AGENTS = ("sloscale", "kopf/", "OpenAPI-Generator/")
 
 
 def _service(index: int) -> dict:
@@ -111,6 +121,119 @@ def _proc(pid: int) -> tuple[float, float, float]:
     return cpu_s, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
+def _start_operator(cluster: LocalCluster, prom_url: str, metrics_port: int,
+                    log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "sloscale", "run", "--prometheus-url", prom_url,
+         "--metrics-address", f"127.0.0.1:{metrics_port}",
+         "--autoscaler-tick-s", str(TICK_S)],
+        env={**cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+def _audit_now() -> str:
+    """The audit log's own time format (RFC 3339, microseconds), for `since` comparisons."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() % 1 * 1e6):06d}Z"
+
+
+def operator_writes(audit_logs: list[Path], since: str, until: str) -> dict[str, int]:
+    """Write requests the operator made in [since, until), by 'verb resource[/sub]'."""
+    counts: dict[str, int] = {}
+    for path in audit_logs:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            if '"verb":"get"' in line or '"verb":"list"' in line or '"verb":"watch"' in line:
+                continue  # most of the log: not parsed
+            event = json.loads(line)
+            at = event.get("requestReceivedTimestamp", "")
+            if not since <= at < until or event.get("verb") not in WRITE_VERBS:
+                continue
+            if not event.get("userAgent", "").startswith(OPERATOR_AGENTS):
+                continue
+            ref = event.get("objectRef") or {}
+            what = ref.get("resource", "?") + (f"/{ref['subresource']}"
+                                               if ref.get("subresource") else "")
+            key = f"{event['verb']} {what}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _services_decided(url: str) -> int:
+    """Services with at least one autoscaling decision since the operator started."""
+    try:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+    except OSError:
+        return 0
+    decided = set()
+    for line in text.splitlines():
+        if line.startswith("sloscale_autoscaler_decisions_total{") and \
+                float(line.rsplit(" ", 1)[1]) > 0:
+            labels = line[line.index("{") + 1:line.index("}")]
+            decided.add(",".join(p for p in labels.split(",") if not p.startswith("reason=")))
+    return len(decided)
+
+
+def _resumed(log_path: Path, offset: int) -> int:
+    """kopf's 'Resuming is processed' lines in the operator's log after `offset` bytes."""
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        return log.read().count(b"Resuming is processed")
+
+
+def measure_restart(cluster: LocalCluster, operator: subprocess.Popen[bytes], services: int,
+                    start: Callable[[], subprocess.Popen[bytes]], log_path: Path,
+                    metrics_url: str,
+                    ) -> subprocess.Popen[bytes]:
+    """Restart the operator over the converged fleet; print time to checked/decided, writes.
+
+    The same span of the running operator, just before, is measured too: the autoscaler
+    refreshes each service's observed figures once a minute, restart or not.
+    """
+    audit = [cluster.logs / "audit.log.1", cluster.logs / "audit.log"]
+    before_since = _audit_now()
+    time.sleep(30)
+    before = operator_writes(audit, before_since, _audit_now())
+    _stop(operator)
+    offset = log_path.stat().st_size
+    since = _audit_now()
+    started = time.monotonic()
+    operator = start()
+    checked_s = decided_s = None
+    deadline = started + 600
+    while time.monotonic() < deadline and (checked_s is None or decided_s is None):
+        # Not faster: each read of /metrics (a thousand services' series) costs the operator
+        # CPU; at 0.5 s it was a tenth of the restart's samples in a profile.
+        time.sleep(2.0)
+        if checked_s is None and _resumed(log_path, offset) >= services:
+            checked_s = time.monotonic() - started
+        if decided_s is None and _services_decided(metrics_url) >= services:
+            decided_s = time.monotonic() - started
+    cpu_after, rss, _ = _proc(operator.pid)
+    # Writes over the same span as the steady one above (30 s), from the restart.
+    time.sleep(max(0.0, started + 30 - time.monotonic()))
+    writes = operator_writes(audit, since, _audit_now())
+    print(f"\nrestart over {services} converged InferenceServices")
+    print(f"  every service checked (resumed)  {_s(checked_s)} after the restart")
+    print(f"  every service decided again      {_s(decided_s)} after the restart "
+          f"(each decides every {SERVICE_INTERVAL_S:g}s)")
+    print(f"  operator CPU until then          {cpu_after:.1f}s (a new process); RSS {rss:.0f} MB")
+    print(f"  operator writes, 30 s from the restart   {sum(writes.values())}  {writes}")
+    print(f"  operator writes, 30 s running before it  {sum(before.values())}  {before}")
+    return operator
+
+
+def _s(seconds: float | None) -> str:
+    return "never (600 s)" if seconds is None else f"{seconds:.1f}s"
+
+
 def _create_on_schedule(api: client.CustomObjectsApi, count: int, rate: int
                         ) -> dict[str, float]:
     """Create service i at t0 + i/rate (one request each); returns name -> time it was created."""
@@ -139,7 +262,7 @@ def _watch_deployments(apps: client.AppsV1Api, resource_version: str, seen: dict
                 break
 
 
-def run(services: int, rate: int, settle_s: float) -> None:
+def run(services: int, rate: int, settle_s: float, restart: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="sloscale-scale-") as tmp:
         root = Path(tmp)
         nodes = max(2, services // 200 + 1)
@@ -160,17 +283,17 @@ def run(services: int, rate: int, settle_s: float) -> None:
             ).start()
             stack.append(prom.stop)
             metrics_port = free_port()
-            log = open(root / "operator.log", "wb")  # noqa: SIM115
-            operator = subprocess.Popen(
-                [sys.executable, "-m", "sloscale", "run", "--prometheus-url", prom.url,
-                 "--metrics-address", f"127.0.0.1:{metrics_port}",
-                 "--autoscaler-tick-s", str(TICK_S)],
-                env={**cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            stack.append(lambda: (operator.terminate(), operator.wait(30)))
+            log_path = root / "operator.log"
+
+            def start() -> subprocess.Popen[bytes]:
+                return _start_operator(cluster, prom.url, metrics_port, log_path)
+
+            running = [start()]
+            operator = running[0]
+            stack.append(lambda: _stop(running[0]))
             time.sleep(5)
             api_client = kube_config.new_client_from_config(str(cluster.kubeconfig))
+            api_client.user_agent = "bench-scale"  # not one of OPERATOR_AGENTS
             seen: dict[str, float] = {}
             stop_watch = threading.Event()
             apps = client.AppsV1Api(api_client)
@@ -178,6 +301,8 @@ def run(services: int, rate: int, settle_s: float) -> None:
             threading.Thread(target=_watch_deployments, args=(apps, listed, seen, stop_watch),
                              daemon=True).start()  # fmt: skip
             cpu_start, _, _ = _proc(operator.pid)
+            audit = [cluster.logs / "audit.log.1", cluster.logs / "audit.log"]
+            since = _audit_now()
             started = time.monotonic()
             applied = _create_on_schedule(client.CustomObjectsApi(api_client), services, rate)
             applied_s = time.monotonic() - started
@@ -200,6 +325,7 @@ def run(services: int, rate: int, settle_s: float) -> None:
                     break
                 time.sleep(5)
             all_ready_s = time.monotonic() - started
+            burst_writes = operator_writes(audit, since, _audit_now())
             cpu_ready, _, peak_ready = _proc(operator.pid)
             stop_watch.set()
             # The first decisions write every service's status once; measure after that storm.
@@ -229,6 +355,9 @@ def run(services: int, rate: int, settle_s: float) -> None:
                 f"  all pods Ready after            {all_ready_s:.0f}s from the first apply "
                 f"({ready}/{services})"
             )
+            per_service = {k: round(v / services, 2) for k, v in sorted(burst_writes.items())}
+            print(f"  operator writes per service until then  "
+                  f"{sum(burst_writes.values()) / services:.2f}  {per_service}")
             print(
                 f"  loop tick wall time (mean)      {(s1 - s0) / ticks:.3f}s over {ticks:.0f} ticks"
             )
@@ -237,7 +366,9 @@ def run(services: int, rate: int, settle_s: float) -> None:
                 "(whole process: kopf watches included)"
             )
             print(f"  PromQL queries per tick         {(q1 - q0) / ticks:.1f}")
-            print(f"  operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB")
+            print(f"  operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB", flush=True)
+            if restart:
+                running[0] = measure_restart(cluster, operator, services, start, log_path, url)
         finally:
             for stop in reversed(stack):
                 try:
@@ -252,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=20, help="InferenceServices applied per second")
     parser.add_argument("--settle-s", type=float, default=120.0,
                         help="wait this long after all are Ready before measuring ticks")
+    parser.add_argument("--restart", action="store_true",
+                        help="then restart the operator: time to check and decide every "
+                             "service again, and the writes it makes")
     args = parser.parse_args(argv)
-    run(args.services, args.rate, args.settle_s)
+    run(args.services, args.rate, args.settle_s, args.restart)
     return 0
 
 

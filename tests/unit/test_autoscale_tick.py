@@ -257,7 +257,14 @@ def test_status_is_rewritten_only_when_something_an_sre_reads_changed() -> None:
     now = datetime(2026, 11, 22, 7, 0, 30, tzinfo=UTC).timestamp()
     fresh = {**written, "observed": {"rps": 51}}
     assert not needs_write(service, fresh, outcome, now)  # only numbers moved, 30 s old
-    assert needs_write(service, fresh, outcome, now + 31)  # a minute old: refresh
+    assert not needs_write(service, fresh, outcome, now + 31)  # a minute old, within 5 %
+    moved = {**written, "observed": {"rps": 60}}
+    assert not needs_write(service, moved, outcome, now)  # moved, but only 30 s old
+    assert needs_write(service, moved, outcome, now + 31)  # a minute old and moved: refresh
+    assert needs_write(service, {**written, "observed": {"rps": 50, "latencyMs": 9}}, outcome,
+                       now + 31)  # a figure that was missing
+    pruned = {**written, "observed": {"rps": 50, "available": True, "time": "t"}}
+    assert not needs_write(service, pruned, outcome, now + 31)  # what the CRD drops is no news
     assert needs_write(service, {**fresh, "desiredReplicas": 5}, outcome, now)
     blind = decide_tick(WantsFixed(4), SPEC, "active", MISSING, _pods(4, 4), None, 100.0)
     assert needs_write(service, fresh, blind, now)  # MetricsAvailable flipped

@@ -78,6 +78,12 @@ def desired_conditions(observed: Observed) -> list[tuple[str, bool, str, str]]:
             ("Progressing", False, "RolloutComplete", "the latest spec is rolled out")]
 
 
+# The controller's conditions, then the autoscaler's; any other after them, as found.
+CONDITION_ORDER = {kind: rank for rank, kind in enumerate(
+    ("Ready", "Available", "Progressing", "MetricsAvailable", "AutoscalerConflict",
+     "ScalingLimited"))}
+
+
 def merge_conditions(
     previous: list[Condition], wanted: list[tuple[str, bool, str, str]], generation: int,
     now: datetime,
@@ -94,7 +100,9 @@ def merge_conditions(
                        "observedGeneration": generation, "lastTransitionTime": stamp})
     # Conditions others own (MetricsAvailable, ScalingLimited from the autoscaler) stay.
     merged += [c for c in before.values() if c.get("lastTransitionTime")]
-    return merged
+    # One order whoever writes: with each writer's own first, the controller and the
+    # autoscaler each found the other's list "changed" and rewrote it in its own order.
+    return sorted(merged, key=lambda c: CONDITION_ORDER.get(c.get("type"), len(CONDITION_ORDER)))
 
 
 def compute_status(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from functools import partial
@@ -32,7 +32,12 @@ LIST_PAGE = 500
 class KubeAutoscalerClient:
     """Lists with raw JSON (camelCase, no model objects), writes status with retry on 409."""
 
-    def __init__(self, kube: Kube, namespaces: list[str] | None = None) -> None:
+    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
+                 services: Callable[[], list[dict[str, Any]]] | None = None,
+                 deployments: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+        """`services`, `deployments`: the InferenceServices and their Deployments as the
+        operator's own watches keep them (else listed per tick, or followed by an informer
+        of the loop's own: a second watch of the same Deployments)."""
         from kubernetes import client  # heavy import kept out of pure modules
 
         self._client = client
@@ -43,6 +48,8 @@ class KubeAutoscalerClient:
         self._custom = client.CustomObjectsApi(kube.api_client)
         self.namespaces = namespaces
         self._informers: dict[str, list[Informer]] = {}
+        self._services = services
+        self._deployments = deployments
 
     # -- reads ------------------------------------------------------------------------------
     def _exact_namespaces(self) -> list[str] | None:
@@ -73,6 +80,8 @@ class KubeAutoscalerClient:
                           census_fields),
                  "deployments": (self._apps.list_deployment_for_all_namespaces,
                                  self._apps.list_namespaced_deployment, replicas_fields)}
+        if self._deployments is not None:
+            del kinds["deployments"]  # kopf already watches them
         exact = self._exact_namespaces()
         for kind, (list_all_ns, list_namespaced, keep) in kinds.items():
             calls = ([(kind, list_all_ns)] if exact is None else
@@ -108,7 +117,17 @@ class KubeAutoscalerClient:
             return informed
         return self._items(list_all_ns, list_namespaced, keep=keep, label_selector=selector)
 
+    def _current_deployments(self, service_label: str) -> list[dict[str, Any]]:
+        if self._deployments is None:
+            return self._current("deployments", self._apps.list_deployment_for_all_namespaces,
+                                 self._apps.list_namespaced_deployment, replicas_fields,
+                                 service_label)
+        return [replicas_fields(dep) for dep in self._deployments()
+                if service_label in (dep["metadata"].get("labels") or {}) and self._watched(dep)]
+
     def list_inference_services(self) -> list[dict[str, Any]]:
+        if self._services is not None:
+            return [item for item in self._services() if self._watched(item)]
         return self._items(
             lambda **kw: self._custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
             lambda ns, **kw: self._custom.list_namespaced_custom_object(
@@ -122,9 +141,7 @@ class KubeAutoscalerClient:
             meta = pod["metadata"]
             pods[ServiceKey(meta["namespace"], meta["labels"][service_label])].append(pod)
         deployments = {}
-        for dep in self._current("deployments", self._apps.list_deployment_for_all_namespaces,
-                                 self._apps.list_namespaced_deployment, replicas_fields,
-                                 service_label):
+        for dep in self._current_deployments(service_label):
             meta = dep["metadata"]
             deployments[ServiceKey(meta["namespace"], meta["labels"][service_label])] = dep
         hpas: dict[str, list[dict[str, Any]]] = defaultdict(list)

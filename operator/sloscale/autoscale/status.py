@@ -10,15 +10,23 @@ from sloscale.autoscale.tick import TickOutcome
 
 DECISION_HISTORY = 10
 STATUS_REFRESH_S = 60.0
+# Observed figures within this fraction of the written ones are not news.
+OBSERVED_TOLERANCE = 0.05
+# The figures of status.autoscaling.observed the CRD keeps; the API server prunes the rest
+# (time, available, reason), so comparing those would find news on every refresh.
+OBSERVED_FIGURES = ("rps", "latencyMs", "queueMs", "pending")
 
 
 def needs_write(
     service: dict[str, Any], autoscaling: dict[str, Any], outcome: TickOutcome, now: float
 ) -> bool:
-    """Skip status writes that would only refresh the observed numbers, up to a minute old.
+    """Skip status writes that would only refresh the observed numbers, up to a minute old,
+    or that would refresh them with figures within 5 % of the written ones.
 
     With a thousand services a write per decision would be the loop's main cost; what an
-    SRE reads (decisions, conditions) is always written at once.
+    SRE reads (decisions, conditions) is always written at once. A refresh every minute
+    regardless was still one write per service a minute (17/s with a thousand) whether
+    anything had moved or not, and on a restart it rewrote every service again.
     """
     status = service.get("status") or {}
     previous = status.get("autoscaling") or {}
@@ -32,7 +40,23 @@ def needs_write(
         if seen.get(condition.type) != wanted:
             return True
     written = (previous.get("lastDecision") or {}).get("time")
-    return written is None or now - _parse_iso(written) >= STATUS_REFRESH_S
+    if written is None:
+        return True
+    return now - _parse_iso(written) >= STATUS_REFRESH_S and observed_moved(
+        previous.get("observed") or {}, autoscaling.get("observed") or {})
+
+
+def observed_moved(written: dict[str, Any], seen: dict[str, Any]) -> bool:
+    """Whether `seen` tells more than `written`: a figure came or went, or moved by more
+    than OBSERVED_TOLERANCE of itself."""
+    for key in OBSERVED_FIGURES:
+        old, new = written.get(key), seen.get(key)
+        if old is None or new is None:
+            if old is not new:
+                return True
+        elif abs(new - old) > OBSERVED_TOLERANCE * max(abs(old), abs(new)):
+            return True
+    return False
 
 
 def _parse_iso(text: str) -> float:

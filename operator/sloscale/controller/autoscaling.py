@@ -16,6 +16,7 @@ from sloscale.autoscale.loop import AutoscalerLoop, LoopSettings
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.promql import SCRAPE_S
 from sloscale.autoscale.telemetry import AutoscalerMetrics
+from sloscale.kube.watched import all_objects
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,10 @@ def _serve_metrics(metrics: AutoscalerMetrics, address: str) -> None:
 
 
 @kopf.on.startup()
-async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+async def start_autoscaler(memo: kopf.Memo,
+                           inferenceservices: kopf.Index[tuple[str, str], dict[str, Any]],
+                           owned_deployments: kopf.Index[tuple[str, str], dict[str, Any]],
+                           **_: Any) -> None:
     options: AutoscalerOptions = memo.autoscaler_options
     metrics = AutoscalerMetrics()
     if options.metrics_address:
@@ -60,7 +64,10 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
     if options.prometheus_url is None:
         log.warning("no --prometheus-url: autoscaling is off (spec.replicas rules)")
         return
-    kube = KubeAutoscalerClient(memo.kube, options.namespaces)
+    # The tick's services and Deployments are kopf's own watches of them (indexes.py).
+    kube = KubeAutoscalerClient(memo.kube, options.namespaces,
+                                services=lambda: all_objects(inferenceservices),
+                                deployments=lambda: all_objects(owned_deployments))
     kube.start_informers(SERVICE_LABEL)
     loop = AutoscalerLoop(
         PrometheusSource(options.prometheus_url, scrape_s=options.scrape_interval_s),

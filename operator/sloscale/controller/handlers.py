@@ -12,6 +12,7 @@ import kopf
 
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.controller.drift import drifted, status_only_refresh_ok
+from sloscale.controller.indexes import owned, watched_children
 from sloscale.controller.reconcile import (
     Outcome,
     reconcile,
@@ -19,6 +20,7 @@ from sloscale.controller.reconcile import (
     rendered_children,
 )
 from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgressStorage
+from sloscale.kube.watched import object_in
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
@@ -55,7 +57,9 @@ def run_reconcile(memo: kopf.Memo, body: dict[str, Any]) -> Outcome:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    # The indexes are live from here on; kopf starts no handler before they are filled.
+    memo.kube.watched = watched_children(memo.kube, kwargs)
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = TolerantProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = TolerantDiffBaseStorage(
@@ -93,27 +97,25 @@ def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
     return None
 
 
-def _owned(body: kopf.Body, **_: Any) -> bool:
-    return _owner_name(body) is not None
-
-
 # Matched by owner, not by our label: a child whose label was removed by hand is still ours.
-@kopf.on.event("apps", "v1", "deployments", when=_owned)
-@kopf.on.event("v1", "services", when=_owned)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", when=_owned)
+@kopf.on.event("apps", "v1", "deployments", when=owned)
+@kopf.on.event("v1", "services", when=owned)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", when=owned)
 def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.Memo,
+                  inferenceservices: kopf.Index[tuple[str, str], dict[str, Any]],
                   **_: Any) -> None:
     """A child changed or vanished: converge its owner again if it drifted, else refresh status.
 
     Most events are echoes of our own writes or a Deployment's rollout progress; those cost
-    one read and at most one status patch instead of a full reconcile.
+    no read (the owner comes from kopf's index) and at most one status patch instead of a
+    full reconcile.
     """
     owner = _owner_name(body)
     if owner is None:
         return
     name, uid = owner
     try:
-        isvc = memo.kube.get_inferenceservice(namespace, name)
+        isvc = object_in(inferenceservices, namespace, name)
         if isvc is None or isvc["metadata"].get("uid") != uid:
             return
         if isvc["metadata"].get("deletionTimestamp"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -11,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sloscale.api import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER, SERVICE_LABEL
+from sloscale.api import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER, GROUP, SERVICE_LABEL
 from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_object
 from sloscale.api.status import Observed, Problem, compute_status
+from sloscale.controller.drift import contains
 from sloscale.kube.errors import ApplyError
 from sloscale.kube.status import write_status as write_status_retrying
 from sloscale.render.renderer import Manifest, render_children
@@ -26,6 +28,11 @@ SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
                      ("monitoring.coreos.com/v1", "ServiceMonitor"))
 
+# On each child we apply: a digest of the manifest we last applied to it. With it, a child
+# that holds every rendered field and carries this rendering's digest needs no apply: our
+# last apply was this very manifest, so no field we used to set is left to drop.
+APPLIED_ANNOTATION = f"{GROUP}/applied"
+
 # Renderings kept for drift checks: a burst of child events of a few hundred services.
 RENDER_CACHE_SIZE = 512
 
@@ -36,6 +43,8 @@ PostEvent = Callable[[str, str, str], None]
 class Cluster(Protocol):
     def get(self, api_version: str, kind: str, namespace: str,
             name: str) -> dict[str, Any] | None: ...
+    def observed(self, api_version: str, kind: str, namespace: str,
+                 name: str) -> dict[str, Any] | None: ...
     def apply(self, manifest: dict[str, Any],
               field_manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
@@ -43,6 +52,7 @@ class Cluster(Protocol):
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
     def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def newest(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def patch_status(self, namespace: str, name: str, status: dict[str, Any],
                      resource_version: str | None) -> None: ...
 
@@ -159,17 +169,41 @@ def _apply_or_repair(cluster: Cluster, child: Manifest) -> dict[str, Any]:
         return cluster.apply(child)
 
 
-def apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) -> None:
+def with_applied_digest(child: Manifest) -> Manifest:
+    """A copy of `child` annotated with the digest of its own content (APPLIED_ANNOTATION)."""
+    digest = hashlib.sha256(json.dumps(child, sort_keys=True).encode()).hexdigest()[:16]
+    meta = child["metadata"]
+    annotations = {**(meta.get("annotations") or {}), APPLIED_ANNOTATION: digest}
+    return {**child, "metadata": {**meta, "annotations": annotations}}
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    found = comparable(obj)
+    annotations = {k: v for k, v in (found["metadata"].get("annotations") or {}).items()
+                   if k != APPLIED_ANNOTATION}
+    return {**found, "metadata": {**found["metadata"], "annotations": annotations}}
+
+
+def apply_children(cluster: Cluster, children: list[Manifest],
+                   post: PostEvent) -> dict[str, dict[str, Any]]:
+    """Apply what drifted; the children as they now are, by kind (the apply's answers, or
+    the watched version where nothing needed writing)."""
     created, updated = [], []
-    for child in children:
+    live: dict[str, dict[str, Any]] = {}
+    for rendered in children:
+        child = with_applied_digest(rendered)
         meta = child["metadata"]
-        before = cluster.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
+        before = cluster.observed(child["apiVersion"], child["kind"], meta["namespace"],
+                                  meta["name"])
+        if before is not None and contains(before, child):
+            live[child["kind"]] = before  # converged: an apply would write nothing new
+            continue
         _hand_replicas_to_autoscaler(cluster, child, before)
-        after = _apply_or_repair(cluster, child)
+        after = live[child["kind"]] = _apply_or_repair(cluster, child)
         what = f"{child['kind']} {meta['name']}"
         if before is None:
             created.append(what)
-        elif comparable(before) != comparable(after):
+        elif _content(before) != _content(after):  # the digest alone is no news
             updated.append(what)
     # One Event per reason and reconcile: a new service costs the Events API one write, not
     # one per child (at 20 creations a second those writes queued the creations themselves).
@@ -177,6 +211,7 @@ def apply_children(cluster: Cluster, children: list[Manifest], post: PostEvent) 
         post("Normal", "Created", "created " + ", ".join(created))
     if updated:
         post("Normal", "Updated", "put back or changed " + ", ".join(updated))
+    return live
 
 
 def _prune(cluster: Cluster, name: str, namespace: str, uid: str, children: list[Manifest],
@@ -188,7 +223,7 @@ def _prune(cluster: Cluster, name: str, namespace: str, uid: str, children: list
             continue
         if kind == "ServiceMonitor" and not cluster.crd_exists(SERVICEMONITOR_CRD):
             continue
-        existing = cluster.get(api_version, kind, namespace, name)
+        existing = cluster.observed(api_version, kind, namespace, name)
         owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
         if any(owner.get("uid") == uid for owner in owners):
             cluster.delete(api_version, kind, namespace, name)
@@ -206,7 +241,7 @@ def _servicemonitor_wanted(cluster: Cluster, settings: Settings) -> bool:
 
 
 def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
-              spec: InferenceServiceSpec, post: PostEvent) -> None:
+              spec: InferenceServiceSpec, post: PostEvent) -> dict[str, dict[str, Any]]:
     meta = body["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
     secret = spec.model.credentials_secret_name
@@ -218,10 +253,11 @@ def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
     except TemplateError as error:
         raise _Blocked(Problem("RenderFailed", str(error))) from error
     try:
-        apply_children(cluster, children, post)
+        live = apply_children(cluster, children, post)
     except ApplyError as error:
         raise _Blocked(Problem("ApplyFailed", str(error))) from error
     _prune(cluster, name, namespace, uid, children, post)
+    return live
 
 
 def _render(cluster: Cluster, settings: Settings, body: dict[str, Any],
@@ -261,25 +297,27 @@ def reconcile(cluster: Cluster, settings: Settings, body: dict[str, Any], post: 
               now: datetime) -> Outcome:
     """Converge the children of one InferenceService and write its status."""
     problem, permanent, desired = None, False, 0
+    deployment = None
     try:
         spec = parse_object(body)
         desired = spec.replicas
-        _converge(cluster, settings, body, spec, post)
+        deployment = _converge(cluster, settings, body, spec, post).get("Deployment")
     except SpecError as error:
         problem, permanent = Problem("InvalidSpec", str(error)), True
     except _Blocked as blocked:
         problem = blocked.problem
     if problem is not None:
         post("Warning", problem.reason, problem.message)
-    status = write_status(cluster, body, problem, desired, now)
+    status = write_status(cluster, body, problem, desired, now, deployment)
     return Outcome(status, problem, permanent)
 
 
 def _status_of(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
-               now: datetime) -> dict[str, Any]:
+               now: datetime, deployment: dict[str, Any] | None) -> dict[str, Any]:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
-    deployment = cluster.get("apps/v1", "Deployment", namespace, name)
+    if deployment is None:
+        deployment = cluster.observed("apps/v1", "Deployment", namespace, name)
     if deployment is not None and problem is None:
         desired = int(deployment.get("spec", {}).get("replicas", desired) or 0)
     observed = Observed(int(meta.get("generation", 0) or 0), deployment, problem)
@@ -289,14 +327,16 @@ def _status_of(cluster: Cluster, body: dict[str, Any], problem: Problem | None, 
 
 def refresh_status(cluster: Cluster, body: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Status alone, for a service whose children match what it renders and that has no
-    problem (drift.status_only_refresh_ok): no apply. The Deployment is read afresh: the
-    one in a watch event may be older than a status already written from a newer one."""
+    problem (drift.status_only_refresh_ok): no apply. The Deployment is the watched one, not
+    the event's: a later event of it may already have been seen (and written from)."""
     return write_status(cluster, body, None, 0, now)
 
 
 def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None, desired: int,
-                 now: datetime) -> dict[str, Any]:
+                 now: datetime, deployment: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the status on the version it was computed from; on a 409, recompute and retry.
+
+    `deployment`: the Deployment as the apply just answered, else the watched one is read.
 
     A newer generation is left alone: the spec changed, and its own reconcile reports it.
     A status that would not change is not written (most child events change nothing).
@@ -307,7 +347,8 @@ def write_status(cluster: Cluster, body: dict[str, Any], problem: Problem | None
     def compute(current: dict[str, Any]) -> dict[str, Any] | None:
         if current["metadata"].get("generation") != generation:
             return None
-        computed["status"] = status = _status_of(cluster, current, problem, desired, now)
+        computed["status"] = status = _status_of(cluster, current, problem, desired, now,
+                                                 deployment)
         previous = current.get("status") or {}
         if all(previous.get(key) == value for key, value in status.items()):
             return None

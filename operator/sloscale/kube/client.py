@@ -20,11 +20,14 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.flowyaml import flow_yaml
 from sloscale.kube.errors import ApplyError, StatusConflict
+from sloscale.kube.status import with_newer_write
+from sloscale.kube.watched import WatchedObjects
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
 CONNECTIONS = 32
 REPAIR_FIELD_MANAGER = f"{FIELD_MANAGER}-repair"
+USER_AGENT = "sloscale"
 
 
 def load_config() -> client.ApiClient:
@@ -37,7 +40,10 @@ def load_config() -> client.ApiClient:
     # One connection per handler thread plus the autoscaler's writers; the default pool of
     # 10 made urllib3 discard and reopen TLS connections under a burst.
     settings.connection_pool_maxsize = CONNECTIONS
-    return client.ApiClient(settings)
+    api_client = client.ApiClient(settings)
+    # Named in the API server's audit log, apart from other clients of the same credentials.
+    api_client.user_agent = USER_AGENT
+    return api_client
 
 
 def _server_message(error: ApiException, manifest: dict[str, Any]) -> str:
@@ -65,6 +71,11 @@ class Kube:
         self.custom = client.CustomObjectsApi(self.api_client)
         self.extensions = client.ApiextensionsV1Api(self.api_client)
         self._crd_seen: dict[str, tuple[float, bool]] = {}
+        # Set once the operator's watches run (controller/indexes.py); until then, GETs.
+        self.watched: WatchedObjects | None = None
+        # (namespace, name) -> (resourceVersion, generation, status) of our last status
+        # write's answer, until a watched version at least as new is seen (`newest`).
+        self._written: dict[tuple[str, str], tuple[str, Any, dict[str, Any]]] = {}
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -76,6 +87,13 @@ class Kube:
         except (NotFoundError, ResourceNotFoundError):
             return None
         return _json(found)
+
+    def observed(self, api_version: str, kind: str, namespace: str,
+                 name: str) -> dict[str, Any] | None:
+        """A child as the watch last saw it (kube/watched.py), or read now where none does."""
+        if self.watched is None:
+            return self.get(api_version, kind, namespace, name)
+        return self.watched.child(api_version, kind, namespace, name)
 
     def apply(self, manifest: dict[str, Any], field_manager: str = FIELD_MANAGER,
               dry_run: bool = False) -> dict[str, Any]:
@@ -164,7 +182,7 @@ class Kube:
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            answer = self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, patch
             )
         except ApiException as error:
@@ -172,6 +190,26 @@ class Kube:
                 raise StatusConflict(f"{namespace}/{name}: {error.reason}") from error
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+            return
+        meta = answer.get("metadata") or {}
+        self._written[(namespace, name)] = (meta.get("resourceVersion", ""),
+                                            meta.get("generation"), answer.get("status") or {})
+
+    def newest(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` (a watched version, which may not have seen our last status write yet) with
+        that write's answer in it where the answer is newer: a status computed from the
+        watched version alone met a 409, a re-read and a second write, several times per
+        service in a burst. resourceVersions are compared as the integers etcd makes them;
+        one that is not an integer leaves `body` as it is."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        written = self._written.get(key)
+        if written is None:
+            return body
+        found = with_newer_write(body, written)
+        if found is body:
+            self._written.pop(key, None)  # the watch has caught up (or versions are opaque)
+        return found
 
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         """A ConfigMap's data; None when there is no such ConfigMap."""

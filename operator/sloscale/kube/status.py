@@ -17,9 +17,25 @@ ComputeStatus = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class StatusClient(Protocol):
+    def newest(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def patch_status(self, namespace: str, name: str, status: dict[str, Any],
                      resource_version: str | None) -> None: ...
+
+
+def with_newer_write(body: dict[str, Any],
+                     written: tuple[str, Any, dict[str, Any]]) -> dict[str, Any]:
+    """`body` with the (resourceVersion, generation, status) of a later write in it, or
+    `body` itself when it is as new (or a version is not the integer etcd makes)."""
+    meta = body["metadata"]
+    try:
+        newer = int(written[0]) > int(meta.get("resourceVersion", "0"))
+    except ValueError:
+        return body
+    if not newer:
+        return body
+    return {**body, "status": written[2],
+            "metadata": {**meta, "resourceVersion": written[0], "generation": written[1]}}
 
 
 def write_status(client: StatusClient, body: dict[str, Any], compute: ComputeStatus,
@@ -33,7 +49,7 @@ def write_status(client: StatusClient, body: dict[str, Any], compute: ComputeSta
     """
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    current: dict[str, Any] | None = body
+    current: dict[str, Any] | None = client.newest(body)
     for attempt in range(1, attempts + 1):
         assert current is not None
         status = compute(current)
