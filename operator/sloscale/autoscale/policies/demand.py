@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DemandHistory:
-    """Decisions seen (time, base rps, peak short-window rps) and the errors realised from them."""
+    """Decisions seen (time, level rps, peak short-window rps) and the errors realised from
+    them."""
 
     seen: list[tuple[float, float, float]] = field(default_factory=list)  # time, level, peak
     # (time recorded, log of the level then, ratio realised)

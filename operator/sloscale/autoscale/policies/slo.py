@@ -69,7 +69,6 @@ class SloParams:
 @dataclass
 class SloState:
     capacity_rps: float | None = None  # learned per-replica rps at the objective
-    started: float | None = None
     ready: int = -1
     ready_since: float = 0.0
     demand: DemandHistory = field(default_factory=DemandHistory)
@@ -139,8 +138,6 @@ class SloPolicy:
         self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec, now: float
     ) -> Decision:
         state = self.state
-        if state.started is None:
-            state.started = now
         if state.capacity_rps is None and spec.capacityRpsPerReplica:
             state.capacity_rps = spec.capacityRpsPerReplica
         latency_ms = objective_value(snapshot, spec)
