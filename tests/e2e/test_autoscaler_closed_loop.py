@@ -50,7 +50,12 @@ def p95_between(runner: EmulatorRunner, start_s: float, end_s: float) -> float:
 def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
     stack: Stack,
 ) -> None:
-    runner = stack.replay("step", [(20, 10.0), (90, 120.0), (100, 5.0)])
+    # The opening 10 rps lasts less than one rate window (10 s), which the policy does not
+    # learn from. A longer one would teach it, rightly, that demand at ~5-10 rps once rose
+    # twelvefold within a horizon, and it would keep headroom for that at the low phase's 5 rps
+    # (3 or 4 pods, whichever the noise of the level picks as its nearest records): by design,
+    # but not the step-down this test is about.
+    runner = stack.replay("step", [(8, 10.0), (102, 120.0), (100, 5.0)])
     try:
         needed = math.ceil(120.0 / CAPACITY_RPS)
         wait_for(lambda: stack.replicas("step") >= needed, 60, f">= {needed} replicas")
@@ -74,12 +79,14 @@ def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
         while time.monotonic() < deadline and (not series or series[-1] > 1):
             series.append(stack.replicas("step"))
             time.sleep(1)
+        obj = get_json(stack.cluster, "-n", NS, "inferenceservice", "step") or {}
+        decisions = obj["status"]["autoscaling"]["decisions"]
         assert series[-1] < peak, f"never scaled down from {peak}: {series}"
         # Stepwise (scaleDown.maxStep = 1) and no flapping: once load is low, never up again.
         steps = [b - a for a, b in zip(series, series[1:], strict=False) if b != a]
-        assert all(step == -1 for step in steps), f"not stepwise down by 1: {series}"
-        obj = get_json(stack.cluster, "-n", NS, "inferenceservice", "step") or {}
-        decisions = obj["status"]["autoscaling"]["decisions"]
+        assert all(step == -1 for step in steps), (
+            f"not stepwise down by 1: {series}; last decisions: {json.dumps(decisions[-4:])}"
+        )
         assert decisions and all("reason" in d and "from" in d for d in decisions)
         events = stack.cluster.kubectl(
             "get", "events", "-n", NS, "--field-selector", "reason=Scaled", "-o", "json"

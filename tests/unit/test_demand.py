@@ -57,3 +57,14 @@ def test_the_forecast_is_never_below_the_peak_seen_now() -> None:
     assert forecast_rps(demand, 10.0, 12.0, 0.95, 20, 2.0) == 30.0
     assert forecast_rps(demand, 10.0, 45.0, 0.95, 20, 2.0) == 45.0
     assert forecast_rps(DemandHistory(), 10.0, 12.0, 0.95, 20, 2.0) == 12.0
+
+
+def test_the_first_traffic_teaches_nothing_while_its_rate_windows_fill() -> None:
+    # Idle, then traffic whose first rates read a fraction of it (2 rps), then the real 10 rps:
+    # the records made within 15 s of the first traffic would realise ratios of 5.
+    demand = DemandHistory(settle_s=15.0)
+    for now, base in [(0.0, 0.0), (10.0, 2.0), (20.0, 10.0), (30.0, 10.0), (40.0, 10.0),
+                      (50.0, 10.0), (60.0, 10.0)]:
+        demand.record(now, base, base, HORIZON_S, MEMORY_S)
+    assert [start for start, _, _ in demand.errors] == [30.0, 40.0]
+    assert DemandHistory().settle_s == 0.0  # without a window: every record teaches

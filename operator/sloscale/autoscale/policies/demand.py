@@ -30,11 +30,15 @@ class DemandHistory:
     resolved: int = 0  # records of `seen` whose horizon has passed
     realised: int = 0  # records whose horizon has passed, ever (an idle one teaches too)
     bases: list[tuple[float, float]] = field(default_factory=list)  # demand over the horizon
+    first_s: float | None = None  # the first record of traffic
+    settle_s: float = 0.0  # how long after it rates are partial (their windows still filling)
 
     def record(self, now: float, base_rps: float, peak_rps: float, horizon_s: float,
                memory_s: float) -> float:
         """Add this decision's demand, realise the errors whose horizon has passed, forget
         errors older than `memory_s`; returns the level now."""
+        if self.first_s is None and base_rps > 0:
+            self.first_s = now
         self.bases.append((now, base_rps))
         while self.bases and self.bases[0][0] <= now - horizon_s:
             self.bases.pop(0)
@@ -50,7 +54,10 @@ class DemandHistory:
         while self.resolved < len(seen) and seen[self.resolved][0] + horizon_s <= now:
             start, base, _ = seen[self.resolved]
             later = [peak for t, _, peak in seen[self.resolved + 1:] if t <= start + horizon_s]
-            if later and base > 0:
+            # The first traffic's rates come from windows still filling: they read a fraction
+            # of the demand, and the real load that follows would teach ratios of tens there.
+            settled = self.first_s is not None and start - self.first_s >= self.settle_s
+            if later and base > 0 and settled:
                 self.errors.append((start, math.log(base), max(later) / base))
             self.resolved += 1
             self.realised += 1

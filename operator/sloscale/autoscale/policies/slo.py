@@ -152,6 +152,7 @@ class SloPolicy:
         # to learn from (one overload would teach ratios of hundreds).
         rate = snapshot.rps
         peak = max(rate, (snapshot.rps_peak or 0.0) if self.params.use_burstiness else 0.0)
+        state.demand.settle_s = self._window_s(spec)
         level = state.demand.record(now, rate, peak, horizon_s, self.params.error_memory_s)
         quantile = self.quantile(spec)
         arrivals = (forecast_rps(state.demand, level, peak, quantile, self.params.neighbours,
