@@ -82,8 +82,8 @@ class Toolset:
     builds: tuple[GoBuild, ...]
     recipe: object  # hashed as data (its repr): versions, builds, files copied
     binaries: tuple[str, ...]  # what bin/ holds once finished
-    data_dir: str  # a folder of YAML files the install must hold
-    finish: Callable[[Path], None]  # fills data_dir (and names binaries) in the new install
+    data_dir: str = ""  # a folder of YAML files the install must hold ("": binaries only)
+    finish: Callable[[Path], None] = lambda install: None  # fills data_dir, names binaries
 
     @property
     def module_dirs(self) -> frozenset[str]:
@@ -128,8 +128,8 @@ def cached_install(toolset: Toolset | None = None) -> Path | None:
     """The complete cached install, or None when anything is missing."""
     toolset = toolset or K8S
     root = install_dir(toolset)
-    complete = all(os.access(root / "bin" / name, os.X_OK) for name in toolset.binaries) and any(
-        (root / toolset.data_dir).glob("*.yaml")
+    complete = all(os.access(root / "bin" / name, os.X_OK) for name in toolset.binaries) and (
+        not toolset.data_dir or any((root / toolset.data_dir).glob("*.yaml"))
     )
     return root if complete else None
 
@@ -257,6 +257,17 @@ K8S = Toolset(
     binaries=BINARIES,
     data_dir="kwok-stages",
     finish=_copy_kwok_stages,
+)
+
+# The kubelet of the real node (`up --real-node`), from the same pinned module as the control
+# plane but cached apart: its recipe differs, so adding it left the Kubernetes key (and its
+# half-hour build) as it was, and only clusters with a real node pay for this build.
+KUBELET_BUILD = GoBuild("k8s", ("k8s.io/kubernetes/cmd/kubelet",), _k8s_ldflags())
+KUBELET = Toolset(
+    name=f"kubelet-{KUBERNETES_VERSION}",
+    builds=(KUBELET_BUILD,),
+    recipe=(KUBERNETES_VERSION, KUBELET_BUILD),
+    binaries=("kubelet",),
 )
 
 

@@ -172,3 +172,32 @@ def test_each_toolset_keys_only_its_own_pins(
     assert build.install_dir(keda.TOOLSET) != keda_before
     (fake_go / "helm" / "go.sum").write_text("bumped\n")
     assert build.install_dir() != k8s_before
+
+
+def test_the_kubelet_is_cached_apart_from_the_control_plane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same pinned module as the control plane, its own key: adding the kubelet (or changing
+    how it is built) never rebuilds the cached Kubernetes binaries, nor the reverse."""
+    import dataclasses
+
+    k8s_before, kubelet_before = build.install_dir(), build.install_dir(build.KUBELET)
+    assert kubelet_before.name.startswith(f"kubelet-{build.KUBERNETES_VERSION}-")
+    assert kubelet_before != k8s_before
+    assert build.KUBELET.module_dirs == {"k8s"}  # the pins the control plane is built from
+    changed = dataclasses.replace(build.KUBELET, recipe=(*build.KUBELET.recipe, "-race"))
+    monkeypatch.setattr(build, "KUBELET", changed)
+    assert build.install_dir(changed) != kubelet_before
+    assert build.install_dir() == k8s_before
+
+
+def test_a_binaries_only_toolset_is_complete_without_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SLOSCALE_CACHE", str(tmp_path))
+    assert build.cached_install(build.KUBELET) is None
+    kubelet = build.install_dir(build.KUBELET) / "bin" / "kubelet"
+    kubelet.parent.mkdir(parents=True)
+    kubelet.write_text("#!/bin/sh\n")
+    kubelet.chmod(0o755)
+    assert build.cached_install(build.KUBELET) == build.install_dir(build.KUBELET)
