@@ -23,8 +23,8 @@ install: venv binaries system-deps tools image-tools ## install everything the p
 venv: ## create the cached Python environment with the project's dependencies
 	@$(PYTHON3) hack/pyenv.py ensure >/dev/null
 
-binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm, kubeconform and KEDA from Go modules
-	@$(PY) -m hack.localcluster build --keda >/dev/null
+binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm, kubeconform, KEDA and the kubelet from Go modules
+	@$(PY) -m hack.localcluster build --keda --real-node >/dev/null
 
 demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster, in real time (about 13 minutes)
 	$(PY) -m hack.demo
@@ -48,8 +48,8 @@ lint: venv ## ruff over the Python code, and the import-layer contracts in pypro
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
-cluster-up: install ## start the local control plane (KEDA=1: with KEDA); prints `export KUBECONFIG=...`
-	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR) $(if $(KEDA),--keda)
+cluster-up: install ## start the local control plane (KEDA=1: with KEDA; REAL_NODE=1: with a real node); prints `export KUBECONFIG=...`
+	@$(PY) -m hack.localcluster up --dir $(CLUSTER_DIR) $(if $(KEDA),--keda) $(if $(REAL_NODE),--real-node)
 
 cluster-down: venv ## stop the local control plane started by cluster-up
 	@$(PY) -m hack.localcluster down --dir $(CLUSTER_DIR)
@@ -90,7 +90,7 @@ bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs t
 bench-fidelity: venv system-deps ## the simulator against a real Triton: p50/p95 at 30/60/85 % load (writes .sloscale/bench-fidelity/)
 	@$(PY) -m sloscale.sim.fidelity_bench --out $(CURDIR)/.sloscale/bench-fidelity
 
-system-deps: venv ## install Prometheus (apt) and the pytriton wheel's tritonserver (cached)
+system-deps: venv ## install Prometheus, containerd and the CNI plugins (apt) and the pytriton wheel's tritonserver (cached)
 	@PYTHON=$(PY) bash hack/install-system-deps.sh
 
 test-integration: venv system-deps ## only the integration tests (real Triton, real Prometheus)

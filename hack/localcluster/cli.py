@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import build, keda
+from . import build, keda, realnode
 from .cluster import LocalCluster
 from .errors import StepFailed
 from .nodes import NodePool
@@ -20,7 +20,10 @@ def _parser() -> argparse.ArgumentParser:
         "build", help="build (or reuse) the pinned binaries and print their folder"
     )
     build_cmd.add_argument(
-        "--keda", action="store_true", help="also KEDA's (printed on a second line)"
+        "--keda", action="store_true", help="also KEDA's (printed on a line of its own)"
+    )
+    build_cmd.add_argument(
+        "--real-node", action="store_true", help="also the kubelet (printed on a line of its own)"
     )
     up = sub.add_parser("up", help="start the control plane; prints `export KUBECONFIG=...`")
     up.add_argument("--dir", type=Path, required=True, help="state folder (kubeconfig, logs)")
@@ -40,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"also start KEDA {keda.KEDA_VERSION} (operator and external metrics API server; "
         "built on first use, about 16 minutes on 2 cores); on a running cluster, adds it",
+    )
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help=f"also start a real node, {realnode.NODE_NAME} (containerd and a kubelet, pods on a "
+        f"private bridge), labelled and tainted {realnode.LABEL}=true:NoSchedule so that only "
+        "pods that select and tolerate it land there; on a running cluster, adds it",
     )
     for name in ("down", "status"):
         cmd = sub.add_parser(name, help=f"{name} the control plane started in --dir")
@@ -68,10 +78,12 @@ def _pool(args: argparse.Namespace) -> NodePool:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
         print(build.ensure_install() / "bin")
+        if args.real_node:
+            print(build.ensure_install(build.KUBELET) / "bin")
         if args.keda:
             print(build.ensure_install(keda.TOOLSET) / "bin")
     elif args.command == "up":
-        cluster = LocalCluster(args.dir, _pool(args), keda=args.keda).up()
+        cluster = LocalCluster(args.dir, _pool(args), keda=args.keda, real_node=args.real_node).up()
         print(f"# kubectl and helm are in {cluster.bin_dir}", file=sys.stderr)
         print(cluster.export_line())
     elif args.command == "down":
@@ -86,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
 
         run_bench(args.runs)
     elif args.command == "clean-cache":
-        for toolset in (build.K8S, keda.TOOLSET):
+        for toolset in (build.K8S, build.KUBELET, keda.TOOLSET):
             shutil.rmtree(build.install_dir(toolset), ignore_errors=True)
     return 0
 

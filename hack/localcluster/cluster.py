@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from . import build, pki
+from . import build, pki, realnode
 from .errors import StepFailed
 from .nodes import NodePool, node_manifests, stage_config
 
@@ -90,10 +90,17 @@ def _known_component(name: str) -> None:
 class LocalCluster:
     """One control plane on loopback, its state kept in `root` (kubeconfig, logs, data)."""
 
-    def __init__(self, root: Path, pool: NodePool | None = None, keda: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        pool: NodePool | None = None,
+        keda: bool = False,
+        real_node: bool = False,
+    ) -> None:
         self.root = Path(root).resolve()
         self.pool = pool or NodePool()
         self.keda = keda  # also start KEDA (operator, external metrics API server)
+        self.real_node = real_node  # also start a kubelet on containerd (realnode.py)
         self.kubeconfig = self.root / "kubeconfig"
         self.state_file = self.root / "state.json"
         self.logs = self.root / "logs"
@@ -140,6 +147,8 @@ class LocalCluster:
             from . import keda
 
             keda.start(self)  # on a running cluster too: KEDA joins it
+        if self.real_node:
+            realnode.start(self)  # likewise
         return self
 
     def _up_control_plane(self) -> None:
@@ -166,6 +175,8 @@ class LocalCluster:
 
     def down(self) -> None:
         """Stop everything this cluster started (idempotent) and check its ports are free."""
+        if realnode.node_dir(self).exists():
+            realnode.stop(self)  # first: it drains its pods through the running apiserver
         stopped = []
         for name, pid in reversed(list(self.state.pids.items())):  # the reverse of start order
             if _alive(pid):
@@ -278,6 +289,11 @@ class LocalCluster:
                 f"--service-account-key-file={certs.path('sa.pub')}",
                 f"--service-account-signing-key-file={certs.path('sa.key')}",
                 "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
+                # Logs and exec reach a real node's kubelet (`up --real-node`) at its
+                # InternalIP, 127.0.0.1; its name resolves nowhere.
+                f"--kubelet-client-certificate={certs.path('admin.crt')}",
+                f"--kubelet-client-key={certs.path('admin.key')}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false", f"--cert-dir={self.root / 'pki'}",
                 # Who did what: tests derive the operator's RBAC needs from this log.
                 f"--audit-policy-file={self.root / 'audit-policy.yaml'}",

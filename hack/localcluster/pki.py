@@ -102,6 +102,15 @@ def service_cert(root: Path, name: str, dns_names: tuple[str, ...]) -> Pki:
     return pki
 
 
+def node_client(root: Path, node: str) -> Pki:
+    """A kubelet's client cert in the cluster's PKI: the identity the Node authorizer knows
+    (user system:node:NODE in group system:nodes), as `<node>.crt` and `<node>.key`."""
+    pki = Pki(root)
+    if not (root / f"{node}.crt").exists():
+        _signed(pki, node, f"/O=system:nodes/CN=system:node:{node}", CLIENT_EXTENSIONS)
+    return pki
+
+
 def create(root: Path) -> Pki:
     """Create a CA, the apiserver's serving cert, an admin client cert, the SA key pair, and
     the front proxy's CA and client cert (API aggregation)."""
