@@ -211,6 +211,19 @@ class LocalCluster:
         argv = self._argv(self.bin_dir, pki.Pki(self.root / "pki"), self.state.ports)
         self._start(name, argv[name], self._ready_probe(name))
 
+    def __enter__(self) -> LocalCluster:
+        """`with LocalCluster(...) as local:` starts it and stops it, also when starting fails
+        halfway (a real node that never got Ready leaves no control plane running)."""
+        try:
+            return self.up()
+        except BaseException:
+            with contextlib.suppress(StepFailed):
+                self.down()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.down()
+
     def export_line(self) -> str:
         return f"export KUBECONFIG={self.kubeconfig}"
 

@@ -19,6 +19,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,7 @@ CNI_BIN_DIR = Path("/usr/lib/cni")  # where Debian's containernetworking-plugins
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
 CNI_CACHE_DIR = Path("/var/lib/cni/results")  # libcni's cache; containerd 1.6 cannot move it
 POD_SUPERNET = ipaddress.ip_network("10.244.0.0/16")
+KUBERNETES_SERVICE = ("10.96.0.1", 443)  # the `kubernetes` Service: first of the service range
 DRAIN_TIMEOUT_S = 60.0
 NODE_READY_TIMEOUT_S = 90.0
 KUBECTL_TIMEOUT_S = 30.0
@@ -61,7 +63,11 @@ def socket_path(local: LocalCluster) -> Path:
 # -- what it stands on ----------------------------------------------------------------------
 def check_tools() -> None:
     """containerd, ctr, runc and the CNI plugins: `make system-deps` installs them."""
-    missing = [tool for tool in ("containerd", "ctr", "runc", "ip") if shutil.which(tool) is None]
+    missing = [
+        tool
+        for tool in ("containerd", "ctr", "runc", "ip", "iptables")
+        if shutil.which(tool) is None
+    ]
     missing += [str(CNI_BIN_DIR / p) for p in CNI_PLUGINS if not (CNI_BIN_DIR / p).exists()]
     if missing:
         raise StepFailed(
@@ -282,6 +288,7 @@ def start(local: LocalCluster) -> None:
     certs = pki.node_client(local.root / "pki", NODE_NAME)
     node_ip = gateway(subnet)
     _create_bridge(name, subnet)
+    _route_kubernetes_service(name, local.state.ports["kube-apiserver"])
     config = kubelet_config(local, ports, node_ip)
     (base / "kubelet-config.yaml").write_text(yaml.safe_dump(config))
     kubeconfig = base / "kubelet.kubeconfig"
@@ -349,6 +356,7 @@ def stop(local: LocalCluster) -> None:
     local.stop_process("containerd")
     _kill_shims(socket_path(local))
     unmount_under(base)
+    _unroute_kubernetes_service(network_name(local.root))
     _delete_bridge(network_name(local.root))
     for cached in CNI_CACHE_DIR.glob(f"{network_name(local.root)}-*"):
         cached.unlink(missing_ok=True)
@@ -440,6 +448,43 @@ def _create_bridge(name: str, subnet: ipaddress.IPv4Network) -> None:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise StepFailed("create the pod bridge", result.stderr.strip(), "run as root")
+
+
+def _iptables(*args: str, step: str) -> str:
+    result = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StepFailed(step, result.stderr.strip(), "run as root, with iptables installed")
+    return result.stdout
+
+
+def _route_kubernetes_service(bridge: str, apiserver_port: int) -> None:
+    """Pods reach the API server the in-cluster way, at the `kubernetes` Service's address.
+
+    There is no kube-proxy, and the API server listens on 127.0.0.1 only (an EndpointSlice may
+    not hold a loopback address, so the Service has no endpoints). One DNAT rule, for packets
+    that come in from this node's bridge only, plays kube-proxy's part for that one Service;
+    route_localnet on the bridge lets them reach loopback (the kubelet's KUBE-FIREWALL chain
+    lets DNAT'd connections through)."""
+    Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").write_text("1\n")
+    address, port = KUBERNETES_SERVICE
+    _iptables(
+        "-t", "nat", "-A", "PREROUTING", "-i", bridge, "-d", f"{address}/32", "-p", "tcp",
+        "--dport", str(port), "-m", "comment", "--comment", f"sloscale {bridge}: kubernetes",
+        "-j", "DNAT", "--to-destination", f"127.0.0.1:{apiserver_port}",
+        step="route the kubernetes Service to the API server",
+    )  # fmt: skip
+
+
+def _unroute_kubernetes_service(bridge: str) -> None:
+    if shutil.which("iptables") is None:
+        return
+    rules = _iptables("-t", "nat", "-S", "PREROUTING", step="list the node's NAT rules")
+    for rule in rules.splitlines():
+        words = rule.split()
+        if words[:1] == ["-A"] and f"-i {bridge} " in rule:
+            # The rule as listed, quoted words (its comment) put back together.
+            spec = shlex.split(rule)[1:]
+            _iptables("-t", "nat", "-D", *spec, step="delete the node's NAT rule")
 
 
 def _delete_bridge(name: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,15 +38,10 @@ HELLO_COMMAND = [
 @pytest.fixture(scope="module")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A cluster of its own: the last test stops it and looks at what is left."""
-    local = LocalCluster(
-        tmp_path_factory.mktemp("real-node"), NodePool(gpu_nodes=0, cpu_nodes=1), real_node=True
-    )
-    local.up()
-    try:
+    pool = NodePool(gpu_nodes=0, cpu_nodes=1)
+    with LocalCluster(tmp_path_factory.mktemp("real-node"), pool, real_node=True) as local:
         local.kubectl("create", "namespace", NS)
         yield local
-    finally:
-        local.down()
 
 
 def pod(name: str, image: str, on_real_node: bool = True, tolerate: bool = True) -> dict:
@@ -127,6 +123,12 @@ def test_pods_that_do_not_ask_for_the_real_node_stay_off_it(node_cluster: LocalC
     assert (pending["status"], pending["reason"]) == ("False", "Unschedulable")
 
 
+def nat_rules(bridge: str) -> list[str]:
+    listed = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "PREROUTING"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return [rule for rule in listed.splitlines() if f"-i {bridge} " in rule]
+
+
 def _shims(socket: Path) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -150,6 +152,7 @@ def test_stopping_the_cluster_leaves_no_process_mount_bridge_or_cni_state(
     assert realnode.mounts_under(node_cluster.root), "a running pod has mounts"
     assert realnode.bridge_exists(bridge)
     assert list(realnode.CNI_CACHE_DIR.glob(f"{bridge}-*")), "the CNI plugins cache results"
+    assert nat_rules(bridge), "pods reach the kubernetes Service through the node's DNAT rule"
     node_cluster.down()
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert not [pid for pid in shims if _alive(pid)]
@@ -157,6 +160,7 @@ def test_stopping_the_cluster_leaves_no_process_mount_bridge_or_cni_state(
     assert realnode.mounts_under(node_cluster.root) == []
     assert not realnode.bridge_exists(bridge)
     assert not list(realnode.CNI_CACHE_DIR.glob(f"{bridge}-*"))
+    assert not nat_rules(bridge)
     # The pods were stopped through the CRI, so the IPAM plugin released their addresses.
     ipam = node_cluster.root / "node" / "cni" / "ipam" / bridge
     assert not [name for name in os.listdir(ipam) if name.startswith("10.")]
