@@ -1,10 +1,9 @@
-"""A real node in the local cluster (`up --real-node`): containerd and a kubelet, pods on a bridge.
+"""A real node in the local cluster (`up --real-node`): containerd and a kubelet.
 
 Everything lives under the cluster's folder, in node/: containerd's config, root, state and
 socket, the kubelet's root and certificates, the CNI config and its IP allocations. Pods get
-addresses on a private bridge of this machine (one /24 per cluster, named after the folder);
-nothing listens beyond 127.0.0.1 and the bridge, and no registry is needed: the sandbox image
-and every pod image are built here with podman and imported into containerd (images.py).
+addresses on a bridge of their own (podnet.py); no registry is needed: the sandbox image and
+every pod image are built here with podman and imported into containerd (images.py).
 
 Settings this machine needs (found by trying): runc (crun refuses the hybrid cgroup layout),
 `restrict_oom_score_adj` (a negative oom_score_adj is refused; without it every sandbox fails
@@ -15,11 +14,8 @@ cgroupfs, no QoS cgroups and no node-allocatable enforcement.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import ipaddress
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -29,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import build, images, pki
+from . import build, images, pki, podnet
 from .errors import StepFailed
 
 if TYPE_CHECKING:
@@ -44,9 +40,6 @@ TOLERATION = {"key": LABEL, "operator": "Equal", "value": "true", "effect": "NoS
 COMPONENTS = ("containerd", "kubelet")
 CNI_BIN_DIR = Path("/usr/lib/cni")  # where Debian's containernetworking-plugins puts them
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
-CNI_CACHE_DIR = Path("/var/lib/cni/results")  # libcni's cache; containerd 1.6 cannot move it
-POD_SUPERNET = ipaddress.ip_network("10.244.0.0/16")
-KUBERNETES_SERVICE = ("10.96.0.1", 443)  # the `kubernetes` Service: first of the service range
 DRAIN_TIMEOUT_S = 60.0
 NODE_READY_TIMEOUT_S = 90.0
 KUBECTL_TIMEOUT_S = 30.0
@@ -75,33 +68,6 @@ def check_tools() -> None:
             f"missing: {', '.join(missing)}",
             "run `make system-deps` (apt-get install containerd runc containernetworking-plugins)",
         )
-
-
-def network_name(root: Path) -> str:
-    """The bridge's (and the CNI network's) name: one per cluster folder, at most 15 chars."""
-    return "slo" + hashlib.sha256(str(root).encode()).hexdigest()[:8]
-
-
-def _routed_networks() -> list[ipaddress.IPv4Network]:
-    result = subprocess.run(["ip", "-j", "-4", "route"], capture_output=True, text=True)
-    networks = []
-    for route in json.loads(result.stdout or "[]"):
-        dst = route.get("dst", "default")
-        if dst != "default":
-            networks.append(ipaddress.ip_network(dst, strict=False))
-    return networks
-
-
-def pick_subnet(root: Path, taken: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-    """A /24 of 10.244.0.0/16 no route of this machine overlaps, starting from the folder's
-    hash, so that clusters of other worktrees (and their bridges) keep theirs."""
-    subnets = list(POD_SUPERNET.subnets(new_prefix=24))[1:]
-    start = int(hashlib.sha256(str(root).encode()).hexdigest(), 16) % len(subnets)
-    for offset in range(len(subnets)):
-        subnet = subnets[(start + offset) % len(subnets)]
-        if not any(subnet.overlaps(net) for net in taken):
-            return subnet
-    raise StepFailed("pick a pod subnet", f"every /24 of {POD_SUPERNET} is routed", "free one")
 
 
 # -- configuration files ----------------------------------------------------------------------
@@ -159,34 +125,6 @@ def _toml(table: dict[str, Any], prefix: str = "") -> str:
         name = f"{prefix}.{json.dumps(key)}" if prefix else json.dumps(key)
         text += f"\n[{name}]\n" + _toml(value, name)
     return text
-
-
-def cni_conflist(name: str, subnet: ipaddress.IPv4Network, ipam_dir: Path) -> dict[str, Any]:
-    """A bridge with the gateway on the host side; host-local addresses; no NAT (no traffic
-    leaves this machine)."""
-    return {
-        "cniVersion": "0.4.0",
-        "name": name,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": name,
-                "isGateway": True,
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": str(subnet), "gateway": gateway(subnet)}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(ipam_dir),
-                },
-            }
-        ],
-    }
-
-
-def gateway(subnet: ipaddress.IPv4Network) -> str:
-    return str(next(subnet.hosts()))
 
 
 def kubelet_config(local: LocalCluster, ports: dict[str, int], node_ip: str) -> dict[str, Any]:
@@ -276,9 +214,9 @@ def start(local: LocalCluster) -> None:
     for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     (local.logs / "pods").mkdir(parents=True, exist_ok=True)
-    name = network_name(local.root)
-    subnet = pick_subnet(local.root, _routed_networks())
-    conflist = cni_conflist(name, subnet, base / "cni" / "ipam")
+    name = podnet.network_name(local.root)
+    subnet = podnet.pick_subnet(local.root, podnet.routed_networks())
+    conflist = podnet.cni_conflist(name, subnet, base / "cni" / "ipam")
     (base / "cni" / "net.d" / "10-sloscale.conflist").write_text(json.dumps(conflist, indent=1))
     (base / "containerd" / "config.toml").write_text(
         containerd_config(base / "containerd", sandbox_image.ref, base / "cni" / "net.d")
@@ -286,14 +224,14 @@ def start(local: LocalCluster) -> None:
     ports = {"kubelet": free_port(), "kubelet-healthz": free_port()}
     local.state.ports.update(ports)
     certs = pki.node_client(local.root / "pki", NODE_NAME)
-    node_ip = gateway(subnet)
-    _create_bridge(name, subnet)
-    _route_kubernetes_service(name, local.state.ports["kube-apiserver"])
+    node_ip = podnet.gateway(subnet)
     config = kubelet_config(local, ports, node_ip)
     (base / "kubelet-config.yaml").write_text(yaml.safe_dump(config))
     kubeconfig = base / "kubelet.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(_kubelet_kubeconfig(local, certs), sort_keys=False))
     try:
+        podnet.create_bridge(name, subnet)
+        podnet.route_kubernetes_service(name, local.state.ports["kube-apiserver"])
         local.start_process(
             "containerd",
             ["containerd", "--config", str(base / "containerd" / "config.toml")],
@@ -356,10 +294,7 @@ def stop(local: LocalCluster) -> None:
     local.stop_process("containerd")
     _kill_shims(socket_path(local))
     unmount_under(base)
-    _unroute_kubernetes_service(network_name(local.root))
-    _delete_bridge(network_name(local.root))
-    for cached in CNI_CACHE_DIR.glob(f"{network_name(local.root)}-*"):
-        cached.unlink(missing_ok=True)
+    podnet.teardown(podnet.network_name(local.root))
     if local.is_running():
         local.kubectl("delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false",
                       check=False, timeout=KUBECTL_TIMEOUT_S)  # fmt: skip
@@ -430,63 +365,3 @@ def unmount_under(base: Path) -> None:
     left = mounts_under(base)
     if left:
         raise StepFailed("unmount the real node", f"still mounted: {left}", "umount them by hand")
-
-
-def bridge_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
-
-
-def _create_bridge(name: str, subnet: ipaddress.IPv4Network) -> None:
-    """The bridge the CNI plugin would make, made first: the kubelet listens on its address.
-
-    A loopback node address is refused by the kubelet ("nodeIP can't be loopback address"),
-    and the gateway address is private to this machine all the same."""
-    address = f"{gateway(subnet)}/{subnet.prefixlen}"
-    for command in (["ip", "link", "add", "name", name, "type", "bridge"],
-                    ["ip", "addr", "add", address, "dev", name],
-                    ["ip", "link", "set", name, "up"]):  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise StepFailed("create the pod bridge", result.stderr.strip(), "run as root")
-
-
-def _iptables(*args: str, step: str) -> str:
-    result = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StepFailed(step, result.stderr.strip(), "run as root, with iptables installed")
-    return result.stdout
-
-
-def _route_kubernetes_service(bridge: str, apiserver_port: int) -> None:
-    """Pods reach the API server the in-cluster way, at the `kubernetes` Service's address.
-
-    There is no kube-proxy, and the API server listens on 127.0.0.1 only (an EndpointSlice may
-    not hold a loopback address, so the Service has no endpoints). One DNAT rule, for packets
-    that come in from this node's bridge only, plays kube-proxy's part for that one Service;
-    route_localnet on the bridge lets them reach loopback (the kubelet's KUBE-FIREWALL chain
-    lets DNAT'd connections through)."""
-    Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").write_text("1\n")
-    address, port = KUBERNETES_SERVICE
-    _iptables(
-        "-t", "nat", "-A", "PREROUTING", "-i", bridge, "-d", f"{address}/32", "-p", "tcp",
-        "--dport", str(port), "-m", "comment", "--comment", f"sloscale {bridge}: kubernetes",
-        "-j", "DNAT", "--to-destination", f"127.0.0.1:{apiserver_port}",
-        step="route the kubernetes Service to the API server",
-    )  # fmt: skip
-
-
-def _unroute_kubernetes_service(bridge: str) -> None:
-    if shutil.which("iptables") is None:
-        return
-    rules = _iptables("-t", "nat", "-S", "PREROUTING", step="list the node's NAT rules")
-    for rule in rules.splitlines():
-        words = rule.split()
-        if words[:1] == ["-A"] and f"-i {bridge} " in rule:
-            # The rule as listed, quoted words (its comment) put back together.
-            spec = shlex.split(rule)[1:]
-            _iptables("-t", "nat", "-D", *spec, step="delete the node's NAT rule")
-
-
-def _delete_bridge(name: str) -> None:
-    if bridge_exists(name):
-        subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)

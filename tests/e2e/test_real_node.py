@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from hack.localcluster import images, realnode
+from hack.localcluster import images, podnet, realnode
 from hack.localcluster.cluster import LocalCluster, _alive
 from hack.localcluster.nodes import NodePool
 from tests.e2e.operator_process import get_json, wait_for
@@ -145,21 +145,21 @@ def test_stopping_the_cluster_leaves_no_process_mount_bridge_or_cni_state(
     node_cluster: LocalCluster,
 ) -> None:
     socket = realnode.socket_path(node_cluster)
-    bridge = realnode.network_name(node_cluster.root)
+    bridge = podnet.network_name(node_cluster.root)
     pids = {name: node_cluster.state.pids[name] for name in realnode.COMPONENTS}
     shims = _shims(socket)
     assert shims, "a running pod has a shim"
     assert realnode.mounts_under(node_cluster.root), "a running pod has mounts"
-    assert realnode.bridge_exists(bridge)
-    assert list(realnode.CNI_CACHE_DIR.glob(f"{bridge}-*")), "the CNI plugins cache results"
+    assert podnet.bridge_exists(bridge)
+    assert list(podnet.CNI_CACHE_DIR.glob(f"{bridge}-*")), "the CNI plugins cache results"
     assert nat_rules(bridge), "pods reach the kubernetes Service through the node's DNAT rule"
     node_cluster.down()
     assert not [name for name, pid in pids.items() if _alive(pid)]
     assert not [pid for pid in shims if _alive(pid)]
     assert not _shims(socket)
     assert realnode.mounts_under(node_cluster.root) == []
-    assert not realnode.bridge_exists(bridge)
-    assert not list(realnode.CNI_CACHE_DIR.glob(f"{bridge}-*"))
+    assert not podnet.bridge_exists(bridge)
+    assert not list(podnet.CNI_CACHE_DIR.glob(f"{bridge}-*"))
     assert not nat_rules(bridge)
     # The pods were stopped through the CRI, so the IPAM plugin released their addresses.
     ipam = node_cluster.root / "node" / "cni" / "ipam" / bridge

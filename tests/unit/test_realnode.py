@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hack.localcluster import realnode
+from hack.localcluster import podnet, realnode
 from hack.localcluster.cluster import LocalCluster
 from hack.localcluster.errors import StepFailed
 
@@ -34,7 +34,7 @@ def test_containerd_keeps_everything_under_its_folder_and_sets_what_this_machine
 
 def test_the_cni_network_is_a_bridge_with_host_local_addresses_and_no_nat(tmp_path: Path) -> None:
     subnet = ipaddress.ip_network("10.244.7.0/24")
-    conflist = realnode.cni_conflist("slo12345678", subnet, tmp_path)
+    conflist = podnet.cni_conflist("slo12345678", subnet, tmp_path)
     (bridge,) = conflist["plugins"]
     assert (bridge["type"], bridge["bridge"], bridge["ipMasq"]) == ("bridge", "slo12345678", False)
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.7.0/24", "gateway": "10.244.7.1"}]]
@@ -58,7 +58,7 @@ def test_kubelet_settings_this_machine_needs(tmp_path: Path) -> None:
 
 
 def test_each_cluster_folder_has_its_own_bridge_name() -> None:
-    names = {realnode.network_name(Path(f"/tmp/cluster-{i}")) for i in range(50)}
+    names = {podnet.network_name(Path(f"/tmp/cluster-{i}")) for i in range(50)}
     assert len(names) == 50
     assert all(len(name) <= 15 for name in names)  # the kernel's limit on interface names
 
@@ -66,18 +66,18 @@ def test_each_cluster_folder_has_its_own_bridge_name() -> None:
 @pytest.mark.parametrize("taken_count", [0, 1, 10])
 def test_the_pod_subnet_avoids_every_routed_network(taken_count: int) -> None:
     root = Path("/tmp/some-cluster")
-    first = realnode.pick_subnet(root, [])
-    assert first.subnet_of(realnode.POD_SUPERNET) and first.prefixlen == 24
+    first = podnet.pick_subnet(root, [])
+    assert first.subnet_of(podnet.POD_SUPERNET) and first.prefixlen == 24
     taken = [first]
     for _ in range(taken_count):
-        taken.append(realnode.pick_subnet(root, taken))
+        taken.append(podnet.pick_subnet(root, taken))
     assert len(set(taken)) == len(taken)
-    assert realnode.pick_subnet(root, [ipaddress.ip_network("192.168.0.0/16")]) == first
+    assert podnet.pick_subnet(root, [ipaddress.ip_network("192.168.0.0/16")]) == first
 
 
 def test_no_free_subnet_is_a_named_step() -> None:
     with pytest.raises(StepFailed) as failure:
-        realnode.pick_subnet(Path("/x"), [ipaddress.ip_network("10.0.0.0/8")])
+        podnet.pick_subnet(Path("/x"), [ipaddress.ip_network("10.0.0.0/8")])
     assert failure.value.step == "pick a pod subnet"
 
 
