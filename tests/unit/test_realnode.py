@@ -84,3 +84,14 @@ def test_no_free_subnet_is_a_named_step() -> None:
 def test_mounts_under_reads_the_mount_table(tmp_path: Path) -> None:
     assert realnode.mounts_under(tmp_path) == []
     assert "/proc" in realnode.mounts_under(Path("/proc"))
+
+
+def test_missing_tools_name_the_step_and_the_make_target(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """CI without containerd must fail to start the real node (its e2e tests fail, not skip)."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder
+    with pytest.raises(StepFailed) as failure:
+        realnode.check_tools()
+    assert failure.value.step == "check the real node's tools"
+    assert "containerd" in failure.value.cause and "make system-deps" in failure.value.remedy
