@@ -303,7 +303,8 @@ class LocalCluster:
                 f"--service-account-signing-key-file={certs.path('sa.key')}",
                 "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC",
                 # Logs and exec reach a real node's kubelet (`up --real-node`) at its
-                # InternalIP, 127.0.0.1; its name resolves nowhere.
+                # InternalIP (its bridge's gateway: a kubelet refuses a loopback node IP); its
+                # name resolves nowhere.
                 f"--kubelet-client-certificate={certs.path('admin.crt')}",
                 f"--kubelet-client-key={certs.path('admin.key')}",
                 "--kubelet-preferred-address-types=InternalIP",
