@@ -48,14 +48,18 @@ def scaled_object(
     threshold: float,
     metric_type: str = "AverageValue",
     behavior: dict[str, Any] | None = None,
+    target_api: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A ScaledObject with one Prometheus trigger on `target` (a Deployment).
+    """A ScaledObject with one Prometheus trigger on `target`: a Deployment, or the
+    (apiVersion, kind) in `target_api` (any resource with a scale subresource).
 
     `metric_type`: AverageValue divides the query among replicas (a rate); Value compares it
     as it is (a latency). `behavior`: the HPA's, left to its defaults when None.
     """
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"name": target},
+        "scaleTargetRef": {"name": target} | (
+            {} if target_api is None else {"apiVersion": target_api[0], "kind": target_api[1]}
+        ),
         "minReplicaCount": min_replicas,
         "maxReplicaCount": max_replicas,
         "pollingInterval": 5,

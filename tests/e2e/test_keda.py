@@ -4,7 +4,9 @@ User stories: a platform team runs what it runs today, a KEDA ScaledObject with 
 scaler: the real KEDA operator turns it into an HPA, the real HPA controller reads the metric
 through KEDA's external metrics API server (API aggregation), and the Deployment follows the
 load up and back down. And an SRE who points both KEDA and sloscale at one Deployment sees
-sloscale step aside, say so (AutoscalerConflict) and write nothing.
+sloscale step aside, say so (AutoscalerConflict) and write nothing. And a team that keeps
+KEDA in charge of an InferenceService (autoscaling off) aims it at the InferenceService: KEDA's
+HPA scales it through its scale subresource and the operator renders that count.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from hack.emulator.service import EmulatedService
 from hack.kedaobjects import deployment, rate_query, scaled_object
 from hack.localcluster import keda
 from hack.localcluster.cluster import LocalCluster
-from sloscale.api import AUTOSCALER_FIELD_MANAGER
+from sloscale.api import AUTOSCALER_FIELD_MANAGER, GROUP, KIND, VERSION
 from tests.e2e.autoscale_stack import CAPACITY_RPS, MODEL, Stack, isvc, running_stack
 from tests.e2e.operator_process import get_json, wait_for
 
@@ -229,3 +231,71 @@ def test_sloscale_leaves_a_deployment_that_keda_scales_and_says_so(
         stack.operator.assert_alive()
     finally:
         runner.stop()
+
+
+def ready_without_autoscaling(stack: Stack, name: str) -> None:
+    """An InferenceService with autoscaling off (spec.replicas 1), Ready."""
+    manifest = isvc(name, NS_CONFLICT)
+    manifest["spec"]["autoscaling"]["enabled"] = False
+    apply(stack.cluster, manifest)
+    stack.cluster.kubectl("wait", "-n", NS_CONFLICT, "--for=condition=Ready", "--timeout=120s",
+                          f"inferenceservice/{name}", timeout=130)  # fmt: skip
+    assert stack.replicas(name) == 1
+
+
+def test_keda_scales_an_inference_service_through_its_scale_subresource(
+    sloscale_stack: Stack,
+) -> None:
+    stack, name, pinned = sloscale_stack, "external", 3
+    ready_without_autoscaling(stack, name)  # spec.replicas rules: KEDA sets it
+    # Pinned (min = max) so that the count KEDA sets is known; it reaches the Deployment only
+    # through the InferenceService's spec.replicas and the operator's render.
+    apply(stack.cluster, scaled_object(
+        "outer", NS_CONFLICT, name, stack.prometheus.url, min_replicas=pinned,
+        max_replicas=pinned, query=rate_query(NS_CONFLICT, name), threshold=THRESHOLD_RPS,
+        target_api=(f"{GROUP}/{VERSION}", KIND),
+    ))  # fmt: skip
+    try:
+        hpa = keda_hpa(stack.cluster, NS_CONFLICT, "outer")
+        assert hpa["spec"]["scaleTargetRef"]["kind"] == KIND
+        wait_for(lambda: stack.replicas(name) == pinned, 90, f"KEDA's {pinned} replicas")
+        service = get_json(stack.cluster, "-n", NS_CONFLICT, "inferenceservice", name) or {}
+        assert service["spec"]["replicas"] == pinned  # set by the HPA, not by hand
+        samples = []
+        for _ in range(15):  # and it stays: nothing puts the manifest's 1 back
+            samples.append(stack.replicas(name))
+            time.sleep(1)
+        assert set(samples) == {pinned}, f"replicas moved: {samples}"
+        stack.operator.assert_alive()
+    finally:
+        stack.cluster.kubectl("delete", "scaledobject", "outer", "-n", NS_CONFLICT,
+                              "--wait=true", check=False)  # fmt: skip
+
+
+def test_with_autoscaling_off_a_scaled_object_on_the_deployment_keeps_its_replicas(
+    sloscale_stack: Stack,
+) -> None:
+    """Autoscaling off, KEDA aimed at the Deployment itself (what a KEDA user writes): the
+    operator leaves the replicas to KEDA's HPA, and puts spec.replicas back once it goes."""
+    stack, name, pinned = sloscale_stack, "kedaowned", 3
+    ready_without_autoscaling(stack, name)
+    apply(stack.cluster, scaled_object(
+        "direct", NS_CONFLICT, name, stack.prometheus.url, min_replicas=pinned,
+        max_replicas=pinned, query=rate_query(NS_CONFLICT, name), threshold=THRESHOLD_RPS,
+    ))  # fmt: skip
+    try:
+        keda_hpa(stack.cluster, NS_CONFLICT, "direct")
+        wait_for(lambda: stack.replicas(name) == pinned, 90, f"KEDA's {pinned} replicas")
+        samples = []
+        for _ in range(20):  # the operator's drift repair used to put the 1 back each time
+            samples.append(stack.replicas(name))
+            time.sleep(1)
+        assert set(samples) == {pinned}, f"replicas fought over: {samples}"
+        service = get_json(stack.cluster, "-n", NS_CONFLICT, "inferenceservice", name) or {}
+        assert service["spec"]["replicas"] == 1  # the manifest is left as the user wrote it
+    finally:
+        stack.cluster.kubectl("delete", "scaledobject", "direct", "-n", NS_CONFLICT,
+                              "--wait=true", check=False)  # fmt: skip
+    # KEDA deletes its HPA with the ScaledObject: spec.replicas rules again.
+    wait_for(lambda: stack.replicas(name) == 1, 60, "spec.replicas (1) back after KEDA left")
+    stack.operator.assert_alive()

@@ -10,14 +10,18 @@ import pytest
 
 from sloscale.controller.reconcile import (
     RenderCache,
+    Settings,
     apply_children,
     comparable,
     owns_replicas,
+    rendered_children,
     repair_patch,
     write_status,
 )
 from sloscale.kube.errors import StatusConflict
 from sloscale.kube.status import STATUS_ATTEMPTS
+from sloscale.render.contract import load_package_templates
+from tests.unit.render_cases import CASES
 
 
 def managed(*entries: tuple[str, dict[str, Any]]) -> dict[str, Any]:
@@ -211,3 +215,35 @@ def test_a_status_write_newer_than_the_watched_object_is_used(
         assert found["status"] == {"new": True} and found["spec"] == {"x": 1}
         assert found["metadata"]["resourceVersion"] == written_version
         assert found["metadata"]["generation"] == 2
+
+
+class WithHpas:
+    """A cluster that knows its HPAs (all in one namespace) and no ServiceMonitor CRD."""
+
+    def __init__(self, *targets: str) -> None:
+        self.hpas = [{"metadata": {"name": f"hpa-{t}", "namespace": "default"},
+                      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": t}}}
+                     for t in targets]
+
+    def hpas_near(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
+        return self.hpas
+
+    def crd_exists(self, name: str) -> bool:
+        return False
+
+
+def test_a_deployment_another_autoscaler_scales_is_rendered_without_replicas() -> None:
+    body = copy.deepcopy(CASES["example-pytorch-resnet"])  # autoscaling off, replicas set
+    body["metadata"] |= {"namespace": "default", "uid": "u1"}
+    name = body["metadata"]["name"]
+    settings = Settings(templates=load_package_templates(), storage_initializer_image="init")
+
+    def deployment_spec(cluster: WithHpas) -> dict[str, Any]:
+        children = rendered_children(cluster, settings, body)  # type: ignore[arg-type]
+        assert children is not None
+        return children[0]["spec"]
+
+    assert "replicas" not in deployment_spec(WithHpas(name))
+    # Gone, or aimed elsewhere: spec.replicas again (the cache keys on what the cluster holds).
+    assert deployment_spec(WithHpas())["replicas"] == body["spec"]["replicas"]
+    assert deployment_spec(WithHpas("other"))["replicas"] == body["spec"]["replicas"]

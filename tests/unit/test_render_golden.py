@@ -7,6 +7,10 @@ from typing import Any
 
 import pytest
 
+from sloscale.api.spec import parse_spec
+from sloscale.render.contract import load_package_templates
+from sloscale.render.renderer import render_children
+from sloscale.render.values import RenderOptions
 from tests.unit.render_cases import CASES, GOLDEN, golden_text, render_case
 
 UPDATE = os.environ.get("SLOSCALE_UPDATE_GOLDEN") == "1"
@@ -53,6 +57,16 @@ def test_children_selected(case: str, servicemonitor: bool, expected: list[str])
 )
 def test_replicas_left_to_autoscaler(case: str, has_replicas: bool) -> None:
     assert ("replicas" in render_case(case)[0]["spec"]) is has_replicas
+
+
+def test_replicas_left_to_another_autoscaler_while_ours_is_off() -> None:
+    obj = CASES["example-pytorch-resnet"]  # autoscaling off, spec.replicas set
+    children = render_children(
+        obj["metadata"]["name"], "default", "00000000-uid", parse_spec(obj["spec"]),
+        load_package_templates(), RenderOptions(scaled_by="HorizontalPodAutoscaler/web"))
+    assert "replicas" not in children[0]["spec"]
+    assert children[0]["spec"]["template"] == render_case("example-pytorch-resnet")[0]["spec"][
+        "template"]  # nothing else changes
 
 
 @pytest.mark.parametrize(

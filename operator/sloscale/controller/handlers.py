@@ -12,7 +12,7 @@ import kopf
 
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.controller.drift import drifted, status_only_refresh_ok
-from sloscale.controller.indexes import owned, watched_children
+from sloscale.controller.indexes import owned, scales_a_deployment, watched_children
 from sloscale.controller.reconcile import (
     Outcome,
     reconcile,
@@ -131,3 +131,23 @@ def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.
             refresh_status(memo.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
         log.exception("reconciling %s/%s after a child changed", namespace, name)
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", when=scales_a_deployment)
+def hpa_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.Memo,
+                inferenceservices: kopf.Index[tuple[str, str], dict[str, Any]],
+                **_: Any) -> None:
+    """An HPA that scaled one of our Deployments went away: with our autoscaling off, its
+    replicas are spec.replicas' again. (One arriving needs nothing here: its first scaling
+    is a Deployment event, and the rendering then leaves the replicas to it.)"""
+    if type != "DELETED":
+        return
+    name = body["spec"]["scaleTargetRef"]["name"]
+    try:
+        isvc = object_in(inferenceservices, namespace, name)
+        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
+            return
+        run_reconcile(memo, isvc)
+    except Exception:  # one bad object must never stop the operator
+        log.exception("reconciling %s/%s after HPA %s went", namespace, name,
+                      body["metadata"].get("name"))

@@ -58,9 +58,25 @@ async def owned_pdbs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
     return _by_name(body)
 
 
+def scales_a_deployment(body: kopf.Body, **_: Any) -> bool:
+    ref = body.get("spec", {}).get("scaleTargetRef") or {}
+    return bool(ref.get("kind") == "Deployment" and ref.get("name"))
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", when=scales_a_deployment)
+async def hpas_by_target(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    """HPAs (KEDA's included: a ScaledObject works through one) by the Deployment they
+    scale: with our autoscaling off, such a Deployment's replicas are left to them."""
+    meta = body.get("metadata", {})
+    kept = {"name": meta.get("name"), "namespace": meta.get("namespace"),
+            "ownerReferences": meta.get("ownerReferences") or []}
+    return {(meta.get("namespace", ""), body["spec"]["scaleTargetRef"]["name"]):
+            {"metadata": kept, "spec": {"scaleTargetRef": body["spec"]["scaleTargetRef"]}}}
+
+
 def watched_children(kube: Any, indices: dict[str, Any]) -> WatchedObjects:
     """The adapter's view of the children's indexes (from a handler's kwargs)."""
     return WatchedObjects({("apps/v1", "Deployment"): indices["owned_deployments"],
                            ("v1", "Service"): indices["owned_services"],
                            ("policy/v1", "PodDisruptionBudget"): indices["owned_pdbs"]},
-                          kube.get)
+                          kube.get, hpas_by_target=indices["hpas_by_target"])

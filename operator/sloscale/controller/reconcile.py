@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sloscale.api import AUTOSCALER_FIELD_MANAGER, FIELD_MANAGER, GROUP, SERVICE_LABEL
 from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_object
 from sloscale.api.status import Observed, Problem, compute_status
+from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.controller.drift import contains
 from sloscale.kube.errors import ApplyError
 from sloscale.kube.status import write_status as write_status_retrying
@@ -51,6 +52,7 @@ class Cluster(Protocol):
     def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> None: ...
     def secret_exists(self, namespace: str, name: str) -> bool: ...
     def crd_exists(self, name: str) -> bool: ...
+    def hpas_near(self, namespace: str, deployment: str) -> list[dict[str, Any]]: ...
     def get_inferenceservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def newest(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def patch_status(self, namespace: str, name: str, status: dict[str, Any],
@@ -260,11 +262,27 @@ def _converge(cluster: Cluster, settings: Settings, body: dict[str, Any],
     return live
 
 
-def _render(cluster: Cluster, settings: Settings, body: dict[str, Any],
-            spec: InferenceServiceSpec) -> list[Manifest]:
+def _scaled_by(cluster: Cluster, body: dict[str, Any], autoscaled: bool) -> str | None:
+    """Another autoscaler aimed at the Deployment while ours is off (none counts while ours
+    is on: the autoscaler then steps aside itself, AutoscalerConflict)."""
+    if autoscaled:
+        return None
     meta = body["metadata"]
-    options = RenderOptions(storage_initializer_image=settings.storage_initializer_image,
-                            servicemonitor=_servicemonitor_wanted(cluster, settings))
+    return competing_autoscaler(meta["name"], cluster.hpas_near(meta["namespace"], meta["name"]),
+                                [])
+
+
+def _options(cluster: Cluster, settings: Settings, body: dict[str, Any],
+             autoscaled: bool) -> RenderOptions:
+    return RenderOptions(storage_initializer_image=settings.storage_initializer_image,
+                         servicemonitor=_servicemonitor_wanted(cluster, settings),
+                         scaled_by=_scaled_by(cluster, body, autoscaled))
+
+
+def _render(cluster: Cluster, settings: Settings, body: dict[str, Any],
+            spec: InferenceServiceSpec, options: RenderOptions | None = None) -> list[Manifest]:
+    meta = body["metadata"]
+    options = options or _options(cluster, settings, body, spec.autoscaled)
     return render_children(meta["name"], meta["namespace"], meta["uid"], spec,
                            settings.templates, options)
 
@@ -275,12 +293,14 @@ def rendered_children(cluster: Cluster, settings: Settings,
 
     Read-only: the result may be shared with other callers (RenderCache)."""
     meta = body["metadata"]
+    autoscaled = bool((body.get("spec", {}).get("autoscaling") or {}).get("enabled"))
+    options = _options(cluster, settings, body, autoscaled)
     key = (meta["name"], meta["namespace"], meta["uid"],
-           json.dumps(body.get("spec"), sort_keys=True), _servicemonitor_wanted(cluster, settings))
+           json.dumps(body.get("spec"), sort_keys=True), options)
 
     def render() -> list[Manifest] | None:
         try:
-            return _render(cluster, settings, body, parse_object(body))
+            return _render(cluster, settings, body, parse_object(body), options)
         except (SpecError, TemplateError):
             return None
 

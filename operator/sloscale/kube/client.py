@@ -21,7 +21,7 @@ from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.flowyaml import flow_yaml
 from sloscale.kube.errors import ApplyError, StatusConflict
 from sloscale.kube.status import with_newer_write
-from sloscale.kube.watched import WatchedObjects
+from sloscale.kube.watched import WatchedObjects, objects_in
 
 log = logging.getLogger(__name__)
 CRD_CACHE_S = 60.0
@@ -94,6 +94,15 @@ class Kube:
         if self.watched is None:
             return self.get(api_version, kind, namespace, name)
         return self.watched.child(api_version, kind, namespace, name)
+
+    def hpas_near(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
+        """The HPAs the watch saw aiming at `deployment`; where no watch runs, every HPA in
+        the namespace (callers pick by scaleTargetRef, autoscale/conflicts.py)."""
+        if self.watched is not None and self.watched.hpas_by_target is not None:
+            return objects_in(self.watched.hpas_by_target, namespace, deployment)
+        found = self._resource("autoscaling/v2", "HorizontalPodAutoscaler").get(
+            namespace=namespace, serialize=False)
+        return list(_json(found).get("items") or [])
 
     def apply(self, manifest: dict[str, Any], field_manager: str = FIELD_MANAGER,
               dry_run: bool = False) -> dict[str, Any]:

@@ -35,9 +35,11 @@ def _first(index: Index, key: tuple[str, str]) -> dict[str, Any] | None:
 class WatchedObjects:
     """Children by (apiVersion, kind) from watch-fed indexes, else from `get` (the API)."""
 
-    def __init__(self, indexes: Mapping[tuple[str, str], Index], get: Get) -> None:
+    def __init__(self, indexes: Mapping[tuple[str, str], Index], get: Get,
+                 hpas_by_target: Index | None = None) -> None:
         self.indexes = dict(indexes)
         self._get = get
+        self.hpas_by_target = hpas_by_target
 
     def covers(self, api_version: str, kind: str) -> bool:
         return (api_version, kind) in self.indexes
@@ -48,6 +50,17 @@ class WatchedObjects:
         if index is None:
             return self._get(api_version, kind, namespace, name)
         return _first(index, (namespace, name))
+
+
+def objects_in(index: Index, namespace: str, name: str) -> list[dict[str, Any]]:
+    """Every object stored under (namespace, name): several where the key is not the name
+    (two HPAs may aim at one Deployment)."""
+    for _ in range(3):
+        try:
+            return list(index.get((namespace, name)) or [])
+        except RuntimeError:  # changed by the event loop while read: read again
+            continue
+    return list(index.get((namespace, name)) or [])
 
 
 def all_objects(index: Index) -> list[dict[str, Any]]:

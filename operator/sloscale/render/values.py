@@ -20,10 +20,14 @@ TRITON_UID = 1000
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Operator-wide settings, not from the user's object."""
+    """What rendering reads besides the user's object: operator-wide settings, and what the
+    operator saw in the cluster."""
 
     storage_initializer_image: str = DEFAULT_STORAGE_IMAGE
     servicemonitor: bool = False
+    # 'HorizontalPodAutoscaler/NAME' scaling the Deployment (an HPA, or KEDA's) while our
+    # autoscaling is off: the replicas are its to set.
+    scaled_by: str | None = None
 
 
 def selector_labels(name: str) -> dict[str, str]:
@@ -79,9 +83,11 @@ def storage(spec: InferenceServiceSpec, options: RenderOptions) -> dict[str, Any
             "env_from": env_from}
 
 
-def replicas(spec: InferenceServiceSpec) -> int | None:
-    """None when the autoscaler owns the Deployment's replicas (left out of our apply)."""
-    return None if spec.autoscaled else spec.replicas
+def replicas(spec: InferenceServiceSpec, options: RenderOptions) -> int | None:
+    """None when an autoscaler owns the Deployment's replicas (left out of our apply): ours,
+    or another one aimed at the Deployment while ours is off (applying spec.replicas would
+    undo each of its decisions)."""
+    return None if spec.autoscaled or options.scaled_by else spec.replicas
 
 
 def wants_pdb(spec: InferenceServiceSpec) -> bool:
@@ -113,7 +119,7 @@ def build_values(
         "namespace": namespace,
         "labels": labels,
         "selector": selector_labels(name),
-        "replicas": replicas(spec),
+        "replicas": replicas(spec, options),
         "image": spec.runtime.image,
         "args": triton_args(spec, model_repository),
         "env": spec.runtime.env,
