@@ -238,16 +238,55 @@ class ClosedLoop:
 
         `isvc` may also be a plain Deployment (what a KEDA user runs), and `companions` what
         scales it (a ScaledObject): applied once it is Ready, deleted first."""
-        namespace, name = isvc["metadata"]["namespace"], isvc["metadata"]["name"]
+        name = isvc["metadata"]["name"]
+        view = None if on_sample is None else (lambda _, runner, sample: on_sample(runner, sample))
+        return self.run_together([Contender(isvc, companions)], arrivals_s, tail_s, view)[name]
+
+    def run_together(
+        self,
+        contenders: list[Contender],
+        arrivals_s: np.ndarray,
+        tail_s: float,
+        on_sample: Callable[[str, EmulatorRunner, Sample], None] | None = None,
+    ) -> dict[str, LoopRun]:
+        """`run` for several systems at once, side by side: each gets the same arrivals from
+        the same moment, its own emulated pods; the runs by workload name."""
+        for contender in contenders:
+            self._apply(contender)
+        replays = [self._replay(c.workload, arrivals_s) for c in contenders]
+        end_s = replays[0].runner.duration_s + tail_s
+        for replay in replays:
+            replay.runner.start()
+        try:
+            while replays[0].runner.elapsed_s() < end_s:
+                tick = time.monotonic()
+                for replay in replays:
+                    self._sample(replay, on_sample)
+                time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - tick)))
+        finally:
+            for replay in replays:
+                replay.runner.stop()
+        runs = {replay.name: replay.measured() for replay in replays}
+        for contender in contenders:
+            self._delete(contender)
+        return runs
+
+    def _apply(self, contender: Contender) -> None:
+        """Apply the workload, wait until it is Ready, then what scales it."""
+        isvc, namespace, name = contender.workload, contender.namespace, contender.name
         kind = isvc["kind"].lower()
         self.cluster.kubectl("create", "namespace", namespace, check=False)
-        (self.out / f"{name}.json").write_text(json.dumps([isvc, *companions], indent=2))
+        (self.out / f"{name}.json").write_text(
+            json.dumps([isvc, *contender.companions], indent=2))
         self.cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(isvc))
         self.cluster.kubectl("wait", "--for=condition=Ready" if kind == "inferenceservice"
                              else "--for=condition=Available", f"{kind}/{name}",
                              "-n", namespace, "--timeout=180s", timeout=190)  # fmt: skip
-        for companion in companions:
+        for companion in contender.companions:
             self.cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(companion))
+
+    def _replay(self, workload: dict[str, Any], arrivals_s: np.ndarray) -> _Replay:
+        namespace, name = workload["metadata"]["namespace"], workload["metadata"]["name"]
         service = EmulatedService(ServiceModel(), seed=0, summary_window_s=SUMMARY_WINDOW_S)
         runner = EmulatorRunner(
             ReplayTarget(namespace, name, MODEL),
@@ -256,53 +295,83 @@ class ClosedLoop:
             self.registry,
             kube_pod_lister(self.api_client, namespace, name),
         )
-        end_s = runner.duration_s + tail_s
-        samples: list[Sample] = []
-        pods: dict[str, list[Any]] = {}
-        self._pods_started(namespace, name, pods)
-        first_pods = set(pods)  # Ready before the replay: the simulator's warm minReplicas
-        runner.start()
-        try:
-            while runner.elapsed_s() < end_s:
-                tick = time.monotonic()
-                desired, ready = self.replicas(namespace, name)
-                now = runner.elapsed_s()
-                samples.append(Sample(now, desired, ready, *self.seen(namespace, name)))
-                self._pods_started(namespace, name, pods)
-                if on_sample is not None:
-                    on_sample(runner, samples[-1])
-                time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - tick)))
-        finally:
-            runner.stop()
-        with runner.lock:
-            ledger = service.ledger
-            measured = LoopRun(
-                runner.arrivals_s,
-                np.asarray(ledger.arrival_s),
-                np.asarray(ledger.latency_ms),
-                np.asarray(ledger.finished_at_s),
-                np.asarray(ledger.rejected_at_s),
-                service.waiting,
-                samples,
-                [
-                    float("nan") if ready_s is None else ready_s
-                    for uid, (_, _, ready_s) in sorted(pods.items(), key=lambda kv: kv[1][:2])
-                    if uid not in first_pods
-                ],
-            )
-        for obj in (*companions, isvc):
+        replay = _Replay(namespace, name, service, runner)
+        self._pods_started(namespace, name, replay.pods)
+        replay.first_pods = set(replay.pods)  # Ready before the replay: the warm minReplicas
+        return replay
+
+    def _sample(self, replay: _Replay,
+                on_sample: Callable[[str, EmulatorRunner, Sample], None] | None) -> None:
+        namespace, name = replay.namespace, replay.name
+        desired, ready = self.replicas(namespace, name)
+        now = replay.runner.elapsed_s()
+        replay.samples.append(Sample(now, desired, ready, *self.seen(namespace, name)))
+        self._pods_started(namespace, name, replay.pods)
+        if on_sample is not None:
+            on_sample(name, replay.runner, replay.samples[-1])
+
+    def _delete(self, contender: Contender) -> None:
+        for obj in (*contender.companions, contender.workload):
             self.cluster.kubectl(
                 "delete",
                 obj["kind"].lower(),
                 obj["metadata"]["name"],
                 "-n",
-                namespace,
+                contender.namespace,
                 "--wait=true",
                 "--timeout=120s",
                 check=False,
                 timeout=130,
             )
-        return measured
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One system of a run: the workload (an InferenceService, or a plain Deployment) and
+    what scales it besides the operator (a ScaledObject)."""
+
+    workload: dict[str, Any]
+    companions: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def namespace(self) -> str:
+        return str(self.workload["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.workload["metadata"]["name"])
+
+
+@dataclass
+class _Replay:
+    """One system's replay in progress: its emulated pods, samples and pods seen."""
+
+    namespace: str
+    name: str
+    service: EmulatedService
+    runner: EmulatorRunner
+    samples: list[Sample] = field(default_factory=list)
+    pods: dict[str, list[Any]] = field(default_factory=dict)
+    first_pods: set[str] = field(default_factory=set)
+
+    def measured(self) -> LoopRun:
+        with self.runner.lock:
+            ledger = self.service.ledger
+            return LoopRun(
+                self.runner.arrivals_s,
+                np.asarray(ledger.arrival_s),
+                np.asarray(ledger.latency_ms),
+                np.asarray(ledger.finished_at_s),
+                np.asarray(ledger.rejected_at_s),
+                self.service.waiting,
+                self.samples,
+                [
+                    float("nan") if ready_s is None else ready_s
+                    for uid, (_, _, ready_s) in sorted(self.pods.items(),
+                                                       key=lambda kv: kv[1][:2])
+                    if uid not in self.first_pods
+                ],
+            )
 
 
 @dataclass

@@ -79,23 +79,24 @@ def spec_for(system: System, capacity_rps: float) -> dict[str, Any]:
 
 
 def keda_objects(
-    system: System, name: str, capacity_rps: float, prometheus_url: str
+    system: System, name: str, capacity_rps: float, prometheus_url: str,
+    namespace: str = NAMESPACE,
 ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
     """The Deployment and the ScaledObject a KEDA user applies, with the thresholds that
     sloscale's keda policies take from the same spec (TUNING's defaults)."""
     window_s = 10.0  # the objective's window, as the keda policy reads its rate
     profiled = spec_for(system, capacity_rps)["capacityProfile"]["maxRpsPerReplica"]
     if system.keda_metric == "rate":
-        query = kedaobjects.rate_query(NAMESPACE, name, window_s)
+        query = kedaobjects.rate_query(namespace, name, window_s)
         threshold, metric_type = TUNING["keda"].default * profiled, "AverageValue"
     else:
-        query = kedaobjects.p95_query(NAMESPACE, name)
+        query = kedaobjects.p95_query(namespace, name)
         threshold, metric_type = TUNING["keda-latency"].default * SLO_MS, "Value"
     scaled = kedaobjects.scaled_object(
-        name, NAMESPACE, name, prometheus_url, min_replicas=1, max_replicas=MAX_REPLICAS,
+        name, namespace, name, prometheus_url, min_replicas=1, max_replicas=MAX_REPLICAS,
         query=query, threshold=round(threshold, 2), metric_type=metric_type,
     )  # fmt: skip
-    return kedaobjects.deployment(name, NAMESPACE), (scaled,)
+    return kedaobjects.deployment(name, namespace), (scaled,)
 
 
 def first_scale_up_s(
@@ -140,7 +141,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: dict[str, tuple[LoopRun, RunResult]], out: Path) -> Path:
+def plot(runs: dict[str, tuple[LoopRun, RunResult]], out: Path,
+         filename: str = "compare.png") -> Path:
     """A column per system: load, Ready replicas (measured, predicted), p95 against the SLO."""
     import matplotlib
 
@@ -172,7 +174,7 @@ def plot(runs: dict[str, tuple[LoopRun, RunResult]], out: Path) -> Path:
     axes[1, 0].legend(loc="upper left", fontsize=8)
     axes[2, 0].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    png = out / "compare.png"
+    png = out / filename
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return png
