@@ -94,3 +94,16 @@ def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
     assert document["load_fit"]["timings"] == [] and document["probe_fit"]["max_rps"] > 0
     assert fidelity.format_row(level).split()[:5] == ["60%", "20.0", "180", "60.0",
                                                       f"{level.sim_p50_ms:.1f}"]
+
+
+def test_the_close_fraction_is_fitted_with_the_batch_time_spread() -> None:
+    # Triton's batches spread (cv 0.3) and it closes at 0.7, at 100 rps: a replay on the line
+    # alone would blame the spread's longer queues on earlier closing.
+    sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
+    spread = replace(PROBE, batch_time_cv=0.3)
+    served = fidelity.one_pod(sent_s, replace(spread, close_at_fraction=0.7))
+    probe = OpenLoopProbe(100.0, sent_s, float(np.mean(served.queue_ms)), ())
+    assert fidelity.fit_close_fraction(spread, probe).close_at_fraction == pytest.approx(
+        0.7, abs=0.05)
+    assert fidelity.fit_close_fraction(PROBE, probe).close_at_fraction < 0.63
+    assert fidelity.service_model(spread).batch_time_cv == 0.3
