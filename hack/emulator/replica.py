@@ -1,7 +1,8 @@
 """One emulated Triton pod: a FIFO queue and a dynamic batcher, request by request (pure).
 
-Service time per batch is base_ms + per_item_ms * size (the simulator's ServiceModel); an idle
-batcher waits up to max_queue_delay_ms for a batch to fill; the next batch closes once
+Service time per batch is base_ms + per_item_ms * size (the simulator's ServiceModel), times a
+multiplier drawn from `rng` when the model has a batch_time_cv (ServiceModel.batch_scales); an
+idle batcher waits up to max_queue_delay_ms for a batch to fill; the next batch closes once
 close_at_fraction of the running one has passed and starts when it ends (sim/batcher.py's
 rules); a full queue rejects. Time only moves when `advance(now)` is called, so it runs in real
 time (the demo) or faster (tests).
@@ -25,6 +26,7 @@ class EmulatedReplica:
     model: ServiceModel
     summary_window_s: float = SUMMARY_WINDOW_S
     counters: PodCounters = field(default_factory=PodCounters)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     queue: deque[float] = field(default_factory=deque)  # arrival times, oldest first
     free_at: float = 0.0  # when the last batch dispatched finishes
     take_at: float = 0.0  # when the instance can take the next batch
@@ -61,7 +63,8 @@ class EmulatedReplica:
                 size += 1
             batch = [self.queue.popleft() for _ in range(size)]
             start = max(closed, self.free_at)
-            service_s = (self.model.base_ms + self.model.per_item_ms * size) / 1000.0
+            scale = float(self.model.batch_scales(1, self.rng)[0])
+            service_s = self.model.batch_ms(size) / 1000.0 * scale
             self.free_at = start + service_s
             self.take_at = start + self.model.close_at_fraction * service_s
             self.in_flight.append((self.free_at, start, batch))

@@ -57,7 +57,8 @@ class EmulatedService:
             if replica.waiting:
                 self.draining.append(replica)
         for name in sorted(wanted - set(self.replicas)):
-            self.replicas[name] = EmulatedReplica(self.model, self.summary_window_s)
+            self.replicas[name] = EmulatedReplica(self.model, self.summary_window_s,
+                                                  rng=self._rng.spawn(1)[0])
 
     def step(self, arrivals_s: np.ndarray, now: float) -> None:
         """Route `arrivals_s` (all <= now, sorted) to random Ready pods, then run to `now`."""

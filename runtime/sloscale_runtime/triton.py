@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from sloscale_runtime.batch_trace import trace_config_args
 from sloscale_runtime.errors import TritonError
 
 PYTRITON_VERSION = "0.7.0"
@@ -88,9 +89,11 @@ def prepare_backends(home: Path, workdir: Path, python_version: str) -> Path:
 
 
 def server_command(
-    binary: Path, repository: Path, backends: Path, ports: Ports, log_verbose: int = 0
+    binary: Path, repository: Path, backends: Path, ports: Ports, log_verbose: int = 0,
+    trace_file: Path | None = None,
 ) -> list[str]:
-    """tritonserver's command line: loopback only, summaries on, fail fast on a bad model."""
+    """tritonserver's command line: loopback only, summaries on, fail fast on a bad model;
+    with a trace file, tracing that starts off (sloscale_runtime.batch_trace switches it on)."""
     return [
         str(binary),
         f"--model-repository={repository}",
@@ -109,6 +112,7 @@ def server_command(
         "--strict-readiness=true",
         "--exit-timeout-secs=5",
         f"--log-verbose={log_verbose}",
+        *(trace_config_args(trace_file) if trace_file is not None else []),
     ]
 
 
@@ -143,14 +147,16 @@ class TritonServer:
         self.workdir = workdir
         self.ports = ports or free_ports()
         self.log_path = workdir / "tritonserver.log"
+        self.trace_path = workdir / "traces" / "trace.json"  # one file per trace, when on
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout_s: float = 120.0) -> TritonServer:
         home = find_triton_home()
         version = f"{sys.version_info[0]}.{sys.version_info[1]}"
         backends = prepare_backends(home, self.workdir, version)
+        self.trace_path.parent.mkdir(parents=True, exist_ok=True)
         command = server_command(home / "bin" / "tritonserver", self.repository, backends,
-                                 self.ports)
+                                 self.ports, trace_file=self.trace_path)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=server_env(dict(os.environ))

@@ -4,14 +4,14 @@ of the fitted max throughput, the same send times replayed through the simulator
 User story: policies are tuned and compared in the simulator, so for a load Triton serves with
 some p50 and p95 the simulator must give about the same, or the tuning is wrong: within 20 %
 (GOAL). The ServiceModel is the profile's: its line refitted on the loads' batches (the shared
-machine's speed drifts), and how early Triton closes its next batch fitted on the profile's own
-open-loop probe, never on these loads (docs/sim-fidelity.md).
+machine's speed drifts), and, fitted on the profile's own open-loop probe, never on these loads,
+how early Triton closes its next batch and how much its batch times spread (from Triton's
+traces of the probe; docs/sim-fidelity.md).
 
-p50 is held to the goal. p95 is held to BOUND while its goal is open: the simulator's batches
-take exactly the fitted line while Triton's spread (7-11 % per size on a quiet machine, two to
-three times the line when a neighbour preempts the model), so its p95 reads 3-24 % low on
-undisturbed levels and more where a neighbour's burst hit; `make bench-fidelity` prints both
-against the goal.
+p50 is held to the goal. p95 is held to BOUND while its goal is open: with the spread modelled
+it read 5-21 % low over three runs on a quiet machine (it read 8-54 % low without), so the goal
+still misses at times; what is left is sketched in docs/sim-fidelity.md. `make bench-fidelity`
+prints both against the goal.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sloscale_runtime.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 GOAL = 0.20
-BOUND = 0.40  # p95, until the service time's spread is modelled
+BOUND = 0.30  # p95: the worst of three quiet runs was -21 %
 # Up to 70 % of the fitted throughput: beyond, the sender, Triton and the model share the two
 # cores so tightly that the run measures the machine (`make bench-fidelity` still shows 85 %).
 FRACTIONS = (0.3, 0.5, 0.7)
@@ -48,6 +48,9 @@ def describe(measured: Measured) -> str:
 
 def test_the_fitted_line_describes_the_batches(measured: Measured) -> None:
     probe, fit, _ = measured
+    # The probe was traced, and its batches spread as Triton's do on a CPU (0.06 to 0.19 so
+    # far): neither the line exactly nor noise.
+    assert 0.02 < probe.batch_time_cv < 0.5 and fit.batch_time_cv == probe.batch_time_cv
     for service in (probe, fit):
         assert service.base_ms > 0 and service.per_item_ms > 0, describe(measured)
         # A line that misses its own batches by more than a tenth of a full batch is no model.

@@ -111,3 +111,33 @@ def test_poisson_phases_have_the_asked_rates() -> None:
     assert len(first) / 100 == pytest.approx(20, rel=0.1)
     assert len(second) / 50 == pytest.approx(200, rel=0.05)
     assert np.all(np.diff(arrivals) >= 0) and arrivals[-1] < 150
+
+
+def test_a_batch_time_spread_follows_the_simulators_multipliers() -> None:
+    # Lone requests 10 s apart: each waits the 5 ms delay and runs 60 ms times a multiplier
+    # drawn from the replica's generator, as ServiceModel.batch_scales draws them.
+    spread = replace(MODEL, batch_time_cv=0.2)
+    replica = EmulatedReplica(spread, rng=np.random.default_rng(7))
+    latency_ms = []
+    for k in range(200):
+        replica.offer(10.0 * k)
+        latency_ms += [(finish - arrival) * 1000.0 for arrival, finish
+                       in replica.advance(10.0 * k + 5.0)]
+    draws = np.random.default_rng(7)
+    expected = [5.0 + 60.0 * spread.batch_scales(1, draws)[0] for _ in range(200)]
+    assert latency_ms == pytest.approx(expected)
+    assert np.std(latency_ms) > 5.0  # not the line
+
+
+def test_replicas_of_a_service_draw_their_own_reproducible_batch_times() -> None:
+    spread = replace(MODEL, batch_time_cv=0.2)
+    runs = []
+    for _ in range(2):
+        service = EmulatedService(spread, seed=3)
+        service.set_ready_pods(["a", "b"])
+        _run(service, rate_rps=20.0, seconds=20.0)
+        runs.append(service.ledger.latency_ms)
+    line = EmulatedService(MODEL, seed=3)
+    line.set_ready_pods(["a", "b"])
+    _run(line, rate_rps=20.0, seconds=20.0)
+    assert len(runs[0]) > 300 and runs[0] == runs[1] != line.ledger.latency_ms

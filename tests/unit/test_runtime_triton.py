@@ -29,6 +29,15 @@ def test_command_binds_loopback_and_turns_summaries_on() -> None:
         assert flag in command
 
 
+def test_a_trace_file_comes_with_tracing_off() -> None:
+    plain = server_command(Path("/t/bin/tritonserver"), Path("/repo"), Path("/b"), PORTS)
+    traced = server_command(Path("/t/bin/tritonserver"), Path("/repo"), Path("/b"), PORTS,
+                            trace_file=Path("/w/trace.json"))
+    assert not any(flag.startswith("--trace-config") for flag in plain)
+    assert traced[:len(plain)] == plain
+    assert {"--trace-config=triton,file=/w/trace.json", "--trace-config=level=OFF"} <= set(traced)
+
+
 @pytest.mark.parametrize(
     ("attribute", "expected"),
     [("http_url", "127.0.0.1:8000"), ("grpc_url", "127.0.0.1:8001"),

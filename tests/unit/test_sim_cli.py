@@ -59,6 +59,7 @@ def test_table_for_one_policy(trace_csv: Path, tmp_path: Path,
         (["--trace", "/nonexistent.csv"], "/nonexistent.csv: no such trace file"),
         (["--rate-scale", "0"], "--rate-scale"),
         (["--max-batch", "0"], "--max-batch"),
+        (["--batch-time-cv", "-0.1"], "--batch-time-cv"),
         (["--slo-ms", "10"], "below the service time"),
     ],
 )
@@ -67,3 +68,17 @@ def test_bad_input_names_the_field(trace_csv: Path, args: list[str], message: st
     argv = ["simulate", "--trace", str(trace_csv), *args]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_batch_time_cv_reaches_the_service_and_drops_the_bound(
+        trace_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The bound's proof needs every batch to take at least the line; a spread breaks that.
+    documents = []
+    for cv in ("0", "0.3"):
+        argv = ["simulate", "--trace", str(trace_csv), "--policy", "slo", "--json",
+                "--batch-time-cv", cv, "--plot", str(tmp_path / f"{cv}.png")]
+        assert main(argv) == 0
+        documents.append(json.loads(capsys.readouterr().out))
+    line, spread = documents
+    assert line["lower_bound"]["replica_hours"] > 0 and spread["lower_bound"] is None
+    assert spread["policies"]["slo"] != line["policies"]["slo"]

@@ -9,7 +9,7 @@ import pytest
 
 from sloscale.autoscale.policies import AutoscalingSpec, Decision, Objective, make_policy
 from sloscale.sim.cluster import ColdStart, Pods
-from sloscale.sim.engine import Fleet, SimConfig, simulate
+from sloscale.sim.engine import Fleet, RunResult, SimConfig, simulate
 from sloscale.sim.metrics import Scraper
 from sloscale.sim.profile import FixedReplicas
 from sloscale.sim.service import ServiceModel
@@ -299,3 +299,68 @@ def test_the_loop_view_is_off_by_default() -> None:
     config = SimConfig()
     assert (config.metrics_lag_s, config.metrics_window_s, config.pod_summary_window_s) == (
         0.0, None, None)
+
+
+def test_no_batch_time_spread_is_the_line_exactly() -> None:
+    # One 1.0 for every batch, and the generator untouched (x * 1.0 is x in floating point, so
+    # every figure computed before the spread existed stays the same to the bit).
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(SERVICE.batch_scales(1000, rng), [1.0])
+    assert rng.random() == np.random.default_rng(0).random()
+    arrivals = poisson(15.0, 120.0)
+    np.testing.assert_array_equal(one_pod(list(arrivals)),
+                                  one_pod(list(arrivals), replace(SERVICE, batch_time_cv=0.0)))
+
+
+def test_batch_scales_have_mean_one_and_the_cv_asked() -> None:
+    scales = replace(SERVICE, batch_time_cv=0.25).batch_scales(200_000,
+                                                                np.random.default_rng(1))
+    assert np.mean(scales) == pytest.approx(1.0, abs=0.005)
+    assert np.std(scales) == pytest.approx(0.25, abs=0.005)
+    assert np.all(scales > 0)
+
+
+def test_each_batch_takes_the_line_times_its_oldest_requests_multiplier() -> None:
+    # Lone requests 10 s apart: each is a batch of one opened by itself, so its latency is
+    # the 5 ms delay + 60 ms x its own multiplier (ServiceModel.batcher_args draws them from
+    # the seed: SimConfig's 0 here).
+    spread = replace(SERVICE, batch_time_cv=0.2)
+    arrivals = [10.0 * k for k in range(400)]
+    scales = spread.batcher_args(len(arrivals), 0)[-1]
+    np.testing.assert_allclose(one_pod(arrivals, spread), 5.0 + 60.0 * scales, rtol=1e-9)
+
+
+def test_a_spread_raises_p95_and_keeps_the_mean_batch_time() -> None:
+    # By hand, at zero load (requests alone, as above): latency = 5 + 60 m with m lognormal of
+    # mean 1 and cv 0.2, so sigma = sqrt(ln 1.04) = 0.198 and the mean stays 65 ms while
+    # p95 = 5 + 60 exp(-sigma^2 / 2 + 1.645 sigma) = 5 + 60 x 1.358 = 86.5 ms (65 on the line).
+    arrivals = [10.0 * k for k in range(4000)]
+    line = one_pod(arrivals)
+    spread = one_pod(arrivals, replace(SERVICE, batch_time_cv=0.2))
+    assert np.percentile(line, 95) == pytest.approx(65.0)
+    assert np.mean(spread) == pytest.approx(65.0, rel=0.01)
+    assert np.percentile(spread, 95) == pytest.approx(86.5, rel=0.02)
+
+
+def batches_against_the_line(run: RunResult, service: ServiceModel) -> np.ndarray:
+    """Each batch's time over the line for its size (a batch: the requests starting together)."""
+    start_ms = np.round(run.admitted_s * 1000.0 + run.queue_ms, 6)
+    _, first, sizes = np.unique(start_ms, return_index=True, return_counts=True)
+    busy_ms = run.latency_ms[first] - run.queue_ms[first]
+    return busy_ms / (service.base_ms + service.per_item_ms * sizes)
+
+
+def test_under_load_a_spread_lengthens_the_tail_not_the_batches() -> None:
+    # 12 rps on the default pod (about 40 % busy): the batches still take the line on average
+    # (the multipliers' mean is 1), while the queue behind a slow batch grows the p95
+    # (Pollaczek-Khinchine: the wait grows with the service time's second moment, 1 + cv^2).
+    arrivals = poisson(12.0, 600.0, seed=4)
+    spec = replace(SPEC, maxReplicas=1)
+    runs = [simulate(arrivals, FixedReplicas(1), spec, replace(SERVICE, batch_time_cv=cv),
+                     SimConfig(drain_s=5.0)) for cv in (0.0, 0.3)]
+    line, spread = (batches_against_the_line(run, SERVICE) for run in runs)
+    np.testing.assert_allclose(line, 1.0)
+    assert np.mean(spread) == pytest.approx(1.0, abs=0.02)
+    assert np.std(spread) == pytest.approx(0.3, abs=0.03)
+    line_p95, spread_p95 = (np.percentile(run.latency_ms, 95) for run in runs)
+    assert spread_p95 > 1.1 * line_p95

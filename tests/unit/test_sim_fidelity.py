@@ -94,3 +94,27 @@ def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
     assert document["load_fit"]["timings"] == [] and document["probe_fit"]["max_rps"] > 0
     assert fidelity.format_row(level).split()[:5] == ["60%", "20.0", "180", "60.0",
                                                       f"{level.sim_p50_ms:.1f}"]
+
+
+def test_the_close_fraction_is_fitted_with_the_batch_time_spread() -> None:
+    # Triton's batches spread (cv 0.3) and it closes at 0.7, at 100 rps: a replay on the line
+    # alone would blame the spread's longer queues on earlier closing.
+    sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
+    spread = replace(PROBE, batch_time_cv=0.3)
+    served = fidelity.one_pod(sent_s, replace(spread, close_at_fraction=0.7))
+    probe = OpenLoopProbe(100.0, sent_s, float(np.mean(served.queue_ms)), ())
+    assert fidelity.fit_close_fraction(spread, probe).close_at_fraction == pytest.approx(
+        0.7, abs=0.05)
+    assert fidelity.fit_close_fraction(PROBE, probe).close_at_fraction < 0.63
+    assert fidelity.service_model(spread).batch_time_cv == 0.3
+
+
+def test_with_a_spread_the_comparison_pools_draws_of_batch_times() -> None:
+    run = level_run(0.6, [line(1, 100), line(4, 30)])
+    fit = replace(PROBE, base_ms=12.0, per_item_ms=3.0, batch_time_cv=0.3)
+    level = fidelity.compare(run, fit, PROBE)
+    pooled = np.concatenate([fidelity.simulated_latency_ms(run.result.sent_s, fit, seed)[20:]
+                             for seed in range(fidelity.SPREAD_SEEDS)])
+    one_draw = fidelity.simulated_latency_ms(run.result.sent_s, fit, 0)[20:]
+    assert level.sim_p95_ms == pytest.approx(np.percentile(pooled, 95, method="inverted_cdf"))
+    assert level.sim_p95_ms != pytest.approx(np.percentile(one_draw, 95, method="inverted_cdf"))

@@ -4,7 +4,10 @@ Each pod has its own FIFO queue (a linked list through `next_request`) and one m
 A batch closes when the instance can take it and either `max_batch` requests are queued or the
 oldest has waited `max_queue_delay` (Triton's dynamic batcher: the delay counts from the oldest
 request's arrival, so a backlog goes at once); it takes everything queued by then, up to
-`max_batch`, and runs for base + per_item * size once the batch before it has finished. The
+`max_batch`, and runs for (base + per_item * size) * batch_scale[first] once the batch before
+it has finished, `first` being the batch's oldest request (ServiceModel.batch_scales: one
+multiplier per request, as each request is the oldest of at most one batch, so a request's
+batch draws the same multiplier under every policy; a single 1.0 for the line exactly). The
 instance can take its next batch once `close_fraction` of the running batch's time has passed
 (ServiceModel.close_at_fraction; 1.0 is the ideal batcher, which takes it when the running one
 ends). The emulator's replica (hack/emulator/replica.py) follows the same rules one request at
@@ -79,7 +82,7 @@ class PodQueues:
 
 @njit(cache=True)
 def advance_pod(p, until, arrivals_s, base_s, per_item_s, max_batch, delay_s, close_fraction,
-                head, tail, queued, free_s, take_s, batch_size,
+                batch_scale, head, tail, queued, free_s, take_s, batch_size,
                 next_request, start_s, finish_s, log, log_len):  # pragma: no cover (compiled)
     """Dispatch pod p's batches that close at or before `until`."""
     while queued[p] > 0:
@@ -101,7 +104,7 @@ def advance_pod(p, until, arrivals_s, base_s, per_item_s, max_batch, delay_s, cl
             size += 1
             request = next_request[request]
         start = max(closed, free_s[p])
-        service = base_s + per_item_s * size
+        service = (base_s + per_item_s * size) * batch_scale[first % len(batch_scale)]
         finish = start + service
         request = first
         for _ in range(size):
@@ -121,18 +124,18 @@ def advance_pod(p, until, arrivals_s, base_s, per_item_s, max_batch, delay_s, cl
 
 @njit(cache=True)
 def advance_all(pod_count, until, arrivals_s, base_s, per_item_s, max_batch, delay_s,
-                close_fraction, head, tail, queued, free_s, take_s, batch_size,
+                close_fraction, batch_scale, head, tail, queued, free_s, take_s, batch_size,
                 next_request, start_s, finish_s, log, log_len):  # pragma: no cover
     for p in range(pod_count):
         if queued[p] > 0:
             advance_pod(p, until, arrivals_s, base_s, per_item_s, max_batch, delay_s,
-                        close_fraction, head, tail, queued, free_s, take_s, batch_size,
+                        close_fraction, batch_scale, head, tail, queued, free_s, take_s, batch_size,
                         next_request, start_s, finish_s, log, log_len)
 
 
 @njit(cache=True)
 def route(first, last, arrivals_s, draws, pods, pods_ready_s, mode, max_queue,
-          base_s, per_item_s, max_batch, delay_s, close_fraction,
+          base_s, per_item_s, max_batch, delay_s, close_fraction, batch_scale,
           head, tail, queued, free_s, take_s, batch_size,
           next_request, start_s, finish_s, log, log_len, pod_of, rejected):  # pragma: no cover
     """Send requests first..last-1 to pods Ready at their arrival (`pods` sorted by the time
@@ -148,12 +151,12 @@ def route(first, last, arrivals_s, draws, pods, pods_ready_s, mode, max_queue,
         p = pods[min(int(draws[i, 0] * ready), ready - 1)]
         if mode == ROUTE_LEAST_REQUESTS or max_queue > 0:
             advance_pod(p, now, arrivals_s, base_s, per_item_s, max_batch, delay_s,
-                        close_fraction, head, tail, queued, free_s, take_s, batch_size,
+                        close_fraction, batch_scale, head, tail, queued, free_s, take_s, batch_size,
                         next_request, start_s, finish_s, log, log_len)
         if mode == ROUTE_LEAST_REQUESTS:
             other = pods[min(int(draws[i, 1] * ready), ready - 1)]
             advance_pod(other, now, arrivals_s, base_s, per_item_s, max_batch, delay_s,
-                        close_fraction, head, tail, queued, free_s, take_s, batch_size,
+                        close_fraction, batch_scale, head, tail, queued, free_s, take_s, batch_size,
                         next_request, start_s, finish_s, log, log_len)
             busy_p = queued[p] + (batch_size[p] if free_s[p] > now else 0)
             busy_other = queued[other] + (batch_size[other] if free_s[other] > now else 0)

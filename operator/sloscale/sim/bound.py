@@ -16,6 +16,8 @@ or deleted and draining their queue) and alive(t) the pods paid for.
   alive(t) >= r(s) for every s in [t, t + cold start], and alive(t) >= minReplicas.
 With R_b the mean of r over bucket b, both hold for bucket averages, and the smallest
 sum of alive over buckets subject to them is a linear program; its optimum is the bound.
+It rests on batches lasting their line: with ServiceModel.batch_time_cv > 0 a batch may beat
+it, and sim/compare.py claims no bound.
 """
 
 from __future__ import annotations

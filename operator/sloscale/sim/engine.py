@@ -90,6 +90,7 @@ class Fleet:
         self.queues = PodQueues(len(arrivals_s))
         draws = np.random.default_rng([config.seed, 1]).random((len(arrivals_s), 2))
         self.draws = draws  # the same per request for every policy (common random numbers)
+        self.batch = service.batcher_args(len(arrivals_s), config.seed)  # likewise batch times
         self.mode = BALANCERS[config.balancer]
         self.rejected = np.zeros(len(arrivals_s), dtype=np.bool_)
         self.routed = 0  # requests sent so far (admitted or rejected)
@@ -101,7 +102,7 @@ class Fleet:
         """Route requests first..last-1, then dispatch every batch that starts by `until`."""
         self.queues.ensure_pods(self.pods.created)
         ids, ready_s = self.pods.by_ready_time()
-        batch = self.service.batcher_seconds()
+        batch = self.batch
         if last > first:
             batcher.route(first, last, self.arrivals_s, self.draws, ids, ready_s, self.mode,
                           self.service.max_queue_size or 0, *batch,

@@ -9,8 +9,10 @@ too, as the prediction a capacity profile would make. Simulated latency = the en
 + the per-request overhead measured on isolated requests (client, gRPC, Triton outside the
 batcher), which the ServiceModel lacks.
 
-How early Triton takes its next batch (ServiceModel.close_at_fraction) is fitted on the profile's
-own open-loop probe (`fit_close_fraction`), never on the loads compared here.
+How early Triton takes its next batch (ServiceModel.close_at_fraction) and how much its batch
+times spread (ServiceModel.batch_time_cv, from the probe's traces) are fitted on the profile's
+own open-loop probe (`fit_close_fraction`, sloscale_runtime.fit.batch_time_cv), never on the
+loads compared here; the load fit keeps both.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from sloscale_runtime.loadgen import OpenLoopResult
 
 WARMUP_S = 1.0  # requests sent before this are replayed but not counted, on both sides
+SPREAD_SEEDS = 8  # draws of batch times averaged over when a fit replays a spread
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ class LevelComparison:
 
 def service_model(fit: ServiceFit) -> ServiceModel:
     return ServiceModel(fit.base_ms, fit.per_item_ms, fit.max_batch, fit.max_queue_delay_ms,
-                        close_at_fraction=fit.close_at_fraction)
+                        close_at_fraction=fit.close_at_fraction,
+                        batch_time_cv=fit.batch_time_cv)
 
 
 def one_pod(arrivals_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> RunResult:
@@ -90,15 +94,20 @@ def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -
     The replay runs on the line scaled to the probe's own batches (their busy time against the
     line's): a shared machine's speed drifts between the closed-loop steps and the probe, and
     that drift must not pass for early closing. Scaled, not refitted: the probe's batches are
-    mostly of one to three requests, too narrow a range for a slope."""
+    mostly of one to three requests, too narrow a range for a slope. The replay keeps the fit's
+    batch_time_cv: a spread lengthens queues too, and must not pass for early closing either."""
     arrivals = np.sort(probe.sent_s)
     _, busy_vs_line = server_batching(list(probe.timings), fit)
     scale = busy_vs_line if np.isfinite(busy_vs_line) else 1.0
     replay = replace(fit, base_ms=fit.base_ms * scale, per_item_ms=fit.per_item_ms * scale)
 
+    # With a spread, one draw of batch times makes the queue time jump about as the fraction
+    # moves (other batches form, other multipliers apply) and the bisection lands anywhere
+    # within +-0.1; the mean over several draws falls smoothly.
     def mean_queue_ms(fraction: float) -> float:
-        served = one_pod(arrivals, replace(replay, close_at_fraction=fraction))
-        return float(np.mean(served.queue_ms))
+        service = replace(replay, close_at_fraction=fraction)
+        return float(np.mean([np.mean(one_pod(arrivals, service, seed).queue_ms)
+                              for seed in spread_seeds(fit)]))
 
     if mean_queue_ms(1.0) >= probe.mean_queue_ms:
         return replace(fit, close_at_fraction=1.0)
@@ -109,6 +118,11 @@ def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -
         middle = (low + high) / 2
         low, high = (middle, high) if mean_queue_ms(middle) > probe.mean_queue_ms else (low, middle)
     return replace(fit, close_at_fraction=round((low + high) / 2, 3))
+
+
+def spread_seeds(fit: ServiceFit) -> range:
+    """The draws of batch times a prediction pools: one for the line, which draws nothing."""
+    return range(SPREAD_SEEDS if fit.batch_time_cv > 0 else 1)
 
 
 def simulated_latency_ms(sent_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> np.ndarray:
@@ -165,21 +179,26 @@ def server_batching(timings: list[BatchTiming], fit: ServiceFit) -> tuple[float,
 def compare(run: LevelRun, fit: ServiceFit, probe: ServiceFit,
             warmup_s: float = WARMUP_S) -> LevelComparison:
     """Nearest-rank p50/p95 of the real and simulated latencies of the requests sent after
-    the warm-up (a failed request counts as infinitely slow on the real side)."""
+    the warm-up (a failed request counts as infinitely slow on the real side). With a batch
+    time spread the simulated side pools several draws of batch times: the model's p95, not
+    one draw's (which moves by +-4 % on 1,400 requests)."""
     from sloscale_runtime.capacity import percentile_ms
 
     sent_s = run.result.sent_s
     counted = sent_s >= warmup_s
 
-    def p50_p95(latency_ms: np.ndarray) -> tuple[float, float]:
-        values = latency_ms[counted].tolist()
+    def p50_p95(*latencies_ms: np.ndarray) -> tuple[float, float]:
+        values = np.concatenate([latency[counted] for latency in latencies_ms]).tolist()
         return percentile_ms(values, 50), percentile_ms(values, 95)
+
+    def simulated(service: ServiceFit) -> tuple[float, float]:
+        return p50_p95(*(simulated_latency_ms(sent_s, service, seed)
+                         for seed in spread_seeds(service)))
 
     return LevelComparison(
         run.load_fraction, run.offered_rps, int(counted.sum()), run.result.errors,
         run.result.max_late_ms, *p50_p95(run.result.latency_ms),
-        *p50_p95(simulated_latency_ms(sent_s, fit)),
-        *p50_p95(simulated_latency_ms(sent_s, probe)),
+        *simulated(fit), *simulated(probe),
         *server_batching(run.timings, fit), run.other_cores,
     )
 
@@ -204,7 +223,8 @@ def format_fit(name: str, fit: ServiceFit) -> str:
     return (f"{name}: batch time {fit.base_ms:.2f} + {fit.per_item_ms:.2f} x size ms "
             f"(rms residual {fit.rms_residual_ms:.2f} ms), max_batch {fit.max_batch}, "
             f"max_queue_delay {fit.max_queue_delay_ms:g} ms, next batch closed at "
-            f"{fit.close_at_fraction:.2f} of the running one, overhead {fit.overhead_ms:.2f} ms "
+            f"{fit.close_at_fraction:.2f} of the running one, batch time cv "
+            f"{fit.batch_time_cv:.3f}, overhead {fit.overhead_ms:.2f} ms "
             f"per request, max {fit.max_rps:.0f} rps\n  per batch size: {sizes}")
 
 

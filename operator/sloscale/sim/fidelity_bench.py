@@ -1,8 +1,9 @@
 """`make bench-fidelity`: the simulator held against a real Triton, one replica, open-loop loads.
 
 Builds the fidelity model (examples/models/fixed_plus_per_image.py), serves it on a local Triton
-(loopback), fits its ServiceModel from Triton's statistics (sloscale_runtime.fit; the close
-fraction from an open-loop probe, sloscale.sim.fidelity.fit_close_fraction), sends Poisson
+(loopback), fits its ServiceModel from Triton's statistics (sloscale_runtime.fit; from an
+open-loop probe, the batch time's spread from Triton's traces and the close fraction,
+sloscale.sim.fidelity.fit_close_fraction), sends Poisson
 loads at fractions of the fitted max throughput, replays each load's real send times through
 the simulator (sloscale.sim.fidelity) and prints real against simulated p50/p95; the JSON goes to
 --out. A benchmark, not a test: tests/integration/test_sim_fidelity.py asserts on the same code.
@@ -15,6 +16,7 @@ import functools
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,13 +92,17 @@ def measure(
     from sloscale_runtime import loadgen
 
     probe = fitting.measure_service(http_url, grpc_url, model, progress=progress)
-    # How early Triton closes its next batch, from the profile's own open-loop load (another
-    # rate and other send times than the loads compared below).
+    # How much batch times spread and how early Triton closes its next batch, from the
+    # profile's own open-loop load (another rate and other send times than the loads compared
+    # below). The spread first: it lengthens the replay's queues, and the close fraction is
+    # fitted on the replay's queue time.
     open_loop = fitting.measure_open_loop(http_url, grpc_url, model,
                                           fitting.OPEN_LOOP_FRACTION * probe.max_rps)
+    probe = replace(probe, batch_time_cv=fitting.batch_time_cv(open_loop.batches))
     probe = fit_close_fraction(probe, open_loop)
     progress(f"open-loop probe {open_loop.rate_rps:.0f} rps: {len(open_loop.sent_s)} requests, "
-             f"Triton queued them {open_loop.mean_queue_ms:.1f} ms on average")
+             f"Triton queued them {open_loop.mean_queue_ms:.1f} ms on average; "
+             f"{len(open_loop.batches)} traced batches")
     progress(format_fit("probe fit", probe))
     specs = loadgen.input_specs(loadgen.model_config("http", http_url, model))
     send, close = loadgen.async_request_factory(grpc_url, model, specs)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,12 @@ class ServiceModel:
     ends). Triton 2.51's python backend on a CPU takes it earlier, between half-way and two
     thirds in (docs/sim-fidelity.md); `sloscale_runtime.fit` measures it and
     sloscale.sim.fidelity fits it.
+
+    batch_time_cv: how much one batch's time spreads around the line (coefficient of
+    variation): each batch takes the line times a multiplier of mean 1 drawn from a lognormal
+    with this cv (`batch_scales`). 0.0, the default, is the line exactly. Triton's batches on
+    a CPU spread by about 0.1, with a long right tail when a neighbour preempts the model;
+    sloscale_runtime.fit measures it from Triton's traces (docs/sim-fidelity.md).
     """
 
     base_ms: float = 40.0
@@ -28,6 +37,7 @@ class ServiceModel:
     max_queue_delay_ms: float = 5.0
     max_queue_size: int | None = None
     close_at_fraction: float = 1.0
+    batch_time_cv: float = 0.0
 
     def __post_init__(self) -> None:
         if self.base_ms < 0 or self.per_item_ms < 0 or self.base_ms + self.per_item_ms <= 0:
@@ -41,12 +51,29 @@ class ServiceModel:
         if not 0.0 <= self.close_at_fraction <= 1.0:
             raise ValueError(
                 f"--close-at-fraction must be within [0, 1], got {self.close_at_fraction}")
+        if not 0.0 <= self.batch_time_cv <= 2.0:
+            raise ValueError(f"--batch-time-cv must be within [0, 2], got {self.batch_time_cv}")
 
-    def batcher_seconds(self) -> tuple[float, float, int, float, float]:
-        """(base, per item, max batch, batching delay) in seconds and the close fraction: the
-        batcher kernels' parameters."""
+    def batcher_args(self, requests: int, seed: int) -> tuple[Any, ...]:
+        """The batcher kernels' parameters for `requests` arrivals: base, per item, max batch
+        and batching delay in seconds, the close fraction, and the batch_scales (drawn from
+        the seed, the same for every policy replayed on those arrivals)."""
         return (self.base_ms / 1000.0, self.per_item_ms / 1000.0, self.max_batch,
-                self.max_queue_delay_ms / 1000.0, self.close_at_fraction)
+                self.max_queue_delay_ms / 1000.0, self.close_at_fraction,
+                self.batch_scales(requests, np.random.default_rng([seed, 2])))
+
+    def batch_scales(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` multipliers of the line, one per batch: lognormal with mean 1 and cv
+        batch_time_cv. With no spread, one 1.0 (the batcher reads it for every batch, and
+        x * 1.0 is x: the line exactly, without an array per request).
+
+        Lognormal because a batch's time is a product of slowdowns (cache, frequency, a
+        neighbour's preemption), never below a floor near the line and with a right tail;
+        Triton's traced batches have that shape (docs/sim-fidelity.md)."""
+        if self.batch_time_cv == 0.0:
+            return np.ones(1)
+        sigma = float(np.sqrt(np.log1p(self.batch_time_cv ** 2)))
+        return rng.lognormal(-sigma ** 2 / 2, sigma, max(count, 1))
 
     def batch_ms(self, size: int) -> float:
         return self.base_ms + self.per_item_ms * size
