@@ -26,7 +26,7 @@ venv: ## create the cached Python environment with the project's dependencies
 binaries: venv ## build (once, cached) etcd, Kubernetes, kwok, helm, kubeconform, KEDA and the kubelet from Go modules
 	@$(PY) -m hack.localcluster build --keda --real-node >/dev/null
 
-demo: install ## the main job: autoscaling a replayed trace on the local simulated GPU cluster, in real time (about 13 minutes)
+demo: install ## the main job: sloscale and the real KEDA side by side on a replayed trace, on the local simulated GPU cluster, in real time (about 15 minutes)
 	$(PY) -m hack.demo
 
 fidelity: install ## the closed loop and the simulator on the same two trace segments, side by side (about 17 minutes)

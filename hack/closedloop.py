@@ -136,7 +136,8 @@ class ClosedLoop:
         from kubernetes import client
         from kubernetes import config as kube_config
 
-        _say("starting the local control plane (the first run builds it: about 9 minutes)")
+        _say("starting the local control plane (the first run builds it: about 9 minutes"
+             + (", KEDA 8-16 more)" if self.keda else ")"))
         pool = NodePool(
             startup_delay_s=self.cold_start.seconds, startup_jitter_s=self.cold_start.jitter_s
         )

@@ -1,5 +1,5 @@
 """`make demo`: sloscale and the real KEDA side by side on the local simulated GPU cluster,
-in real time (about 13 minutes).
+in real time (about 15 minutes).
 
 Starts the local control plane (kwok pods that turn Ready after a GPU pod's cold start,
 45 +- 15 s), a real Prometheus, the operator with its autoscaler, the real KEDA (its operator
