@@ -101,8 +101,10 @@ class ServiceModel:
         and the seed only, so every policy replayed on them sees the same batch times (common
         random numbers) without the batcher keeping a process per pod. Its pods are slow
         together, as pods sharing a machine are (the traces' slow spells are the machine's);
-        pods on separate nodes would not be, which moves a fleet's pooled p95 little while
-        tau (tens of ms) is far below a metrics window (the marginal per pod is the same)."""
+        pods on separate nodes would not be. Reasoned, not measured: with random routing each
+        pod's own latencies have the same law either way, so a fleet's pooled p95 over a
+        window far longer than tau (about 100 ms) barely moves; least-requests routing, which
+        reads the other pods' queues, may see more."""
         if self.batch_time_cv == 0.0:
             return np.ones(1)
         times = np.asarray(times_s, dtype=np.float64)
