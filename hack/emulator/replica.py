@@ -1,11 +1,13 @@
 """One emulated Triton pod: a FIFO queue and a dynamic batcher, request by request (pure).
 
 Service time per batch is base_ms + per_item_ms * size (the simulator's ServiceModel), times a
-multiplier drawn from `rng` when the model has a batch_time_cv (ServiceModel.batch_scales); an
-idle batcher waits up to max_queue_delay_ms for a batch to fill; the next batch closes once
-close_at_fraction of the running one has passed and starts when it ends (sim/batcher.py's
-rules); a full queue rejects. Time only moves when `advance(now)` is called, so it runs in real
-time (the demo) or faster (tests).
+multiplier drawn from `rng` when the model has a batch_time_cv (ServiceModel.batch_scales; with
+a batch_time_tau_ms, the replica's own slow-spell process read at each batch's oldest request,
+as the simulator reads its service's: sim/service.py); an idle batcher waits up to
+max_queue_delay_ms for a batch to fill; the next batch closes once close_at_fraction of the
+running one has passed and starts when it ends (sim/batcher.py's rules); a full queue rejects.
+Time only moves when `advance(now)` is called, so it runs in real time (the demo) or faster
+(tests).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hack.emulator.exposition import PodCounters
-from sloscale.sim.service import ServiceModel
+from sloscale.sim.service import ServiceModel, ou_step
 
 SUMMARY_WINDOW_S = 30.0  # Triton's summaries age out old observations; so do ours
 
@@ -28,6 +30,8 @@ class EmulatedReplica:
     counters: PodCounters = field(default_factory=PodCounters)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     queue: deque[float] = field(default_factory=deque)  # arrival times, oldest first
+    # The batch_time_tau_ms process: its last value (standard normal) and when it was read.
+    spell: tuple[float, float] | None = None
     free_at: float = 0.0  # when the last batch dispatched finishes
     take_at: float = 0.0  # when the instance can take the next batch
     in_flight: list[tuple[float, float, list[float]]] = field(default_factory=list)
@@ -63,13 +67,24 @@ class EmulatedReplica:
                 size += 1
             batch = [self.queue.popleft() for _ in range(size)]
             start = max(closed, self.free_at)
-            scale = float(self.model.batch_scales(1, self.rng)[0])
+            scale = self._batch_scale(batch[0])
             service_s = self.model.batch_ms(size) / 1000.0 * scale
             self.free_at = start + service_s
             self.take_at = start + self.model.close_at_fraction * service_s
             self.in_flight.append((self.free_at, start, batch))
             self.counters.executions += 1
         return self._complete(now)
+
+    def _batch_scale(self, oldest_s: float) -> float:
+        """The multiplier of a batch whose oldest request arrived at `oldest_s`."""
+        if self.model.batch_time_tau_ms == 0.0 or self.model.batch_time_cv == 0.0:
+            return float(self.model.batch_scales(1, self.rng)[0])
+        innovation = float(self.rng.standard_normal())
+        value = innovation if self.spell is None else ou_step(
+            self.spell[0], oldest_s - self.spell[1], self.model.batch_time_tau_ms / 1000.0,
+            innovation)
+        self.spell = (value, oldest_s)
+        return float(self.model.scales_of(np.array([value]))[0])
 
     def _complete(self, now: float) -> list[tuple[float, float]]:
         done, still = [], []

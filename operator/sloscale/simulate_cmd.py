@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="spread of each batch's time around A + B*size (coefficient of variation of a "
              "lognormal multiplier; 0: the line exactly; Triton on a shared CPU: about 0.1, "
              "docs/sim-fidelity.md)")
+    add("--batch-time-tau-ms", type=float, default=0.0,
+        help="how long a slow spell of batches lasts (correlation time of the multiplier; 0: "
+             "each batch drawn independently; Triton on a shared CPU: tens of ms, "
+             "docs/sim-fidelity.md)")
     add("--balancer", default="random", choices=("random", "least-requests"),
         help="how the Service spreads requests over Ready pods")
     add("--min-replicas", type=int, default=1)
@@ -78,7 +82,7 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
     service = ServiceModel(args.service_ms_base, args.service_ms_per_item, args.max_batch,
                            args.max_queue_delay_ms, args.max_queue_size, args.close_at_fraction,
-                           args.batch_time_cv)
+                           args.batch_time_cv, args.batch_time_tau_ms)
     latency = "mean" if args.percentile == "mean" else f"p{args.percentile}"
     spec = AutoscalingSpec(minReplicas=args.min_replicas, maxReplicas=args.max_replicas,
                            objective=Objective(latency, args.slo_ms), interval=args.interval_s,

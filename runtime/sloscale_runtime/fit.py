@@ -14,7 +14,8 @@ requests queue under an open-loop load: `measure_open_loop` sends one Poisson lo
 send times and Triton's mean queue time, and sloscale.sim.fidelity fits the fraction by
 replaying those send times through the simulator (this package does not import the simulator).
 The same probe is traced (sloscale_runtime.batch_trace): its batches one by one give how much a
-batch's time spreads around its size's mean (ServiceModel.batch_time_cv, `batch_time_cv`).
+batch's time spreads around its size's mean (ServiceModel.batch_time_cv, `batch_time_cv`) and
+how long a slow spell lasts (ServiceModel.batch_time_tau_ms, `batch_time_tau_ms`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ OPEN_LOOP_FRACTION = 0.4  # of the probe fit's max throughput: between light and
 OPEN_LOOP_S = 16.0  # about 1,100 requests: the fitted fraction varies by +-0.15 on 500
 MIN_BATCHES_PER_SIZE = 10  # fewer, and a size's own mean is too loose to measure spread by
 MIN_TRACED_BATCHES = 50  # fewer in all, and no spread is claimed (the line exactly)
+MAX_SPELL_LAG = 10  # batches: Triton's slowness decorrelates within about ten (a few hundred ms)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ServiceFit:
     timings: tuple[BatchTiming, ...]
     close_at_fraction: float = 1.0  # fitted from an OpenLoopProbe; 1.0: the ideal batcher
     batch_time_cv: float = 0.0  # from the OpenLoopProbe's traced batches; 0.0: the line exactly
+    batch_time_tau_ms: float = 0.0  # likewise; 0.0: each batch's multiplier drawn independently
 
     @property
     def max_rps(self) -> float:
@@ -229,12 +232,57 @@ def batch_time_cv(batches: list[TracedBatch] | tuple[TracedBatch, ...],
     0.04 robust against 0.10 plain). Replayed through the simulator, a lognormal of this cv
     and a resample of the measured ratios gave the same p50 and p95 within 1 % at 30, 50 and
     70 % load, so the one number is kept (docs/sim-fidelity.md)."""
+    _, ratios = _ratios_to_size_means(batches, min_per_size)
+    if len(ratios) < min_batches:
+        return 0.0
+    return float(np.std(ratios))
+
+
+def batch_time_tau_ms(batches: list[TracedBatch] | tuple[TracedBatch, ...],
+                      min_per_size: int = MIN_BATCHES_PER_SIZE,
+                      min_batches: int = MIN_TRACED_BATCHES) -> float:
+    """How long a slow spell lasts: the time over which the log of a batch's ratio to its
+    size's mean (as in `batch_time_cv`) loses all but 1/e of its correlation with the later
+    batches'; 0.0 (independent draws) on too few batches or no correlation that stands out
+    of the noise (lag-1 autocorrelation under 2 / sqrt(batches)).
+
+    The autocorrelation is taken over consecutive batches, the lag where it crosses 1/e
+    interpolated log-linearly (an exponential decay, the model's, gives the same crossing
+    from any two lags) and turned into time by the mean start-to-start gap. The 1/e crossing
+    rather than the lag-1 value alone: Triton's traces decay slower after the first lag
+    (0.46-0.58 at lag 1, 0.25-0.47 at lag 2), the first lag's drop is partly per-batch noise,
+    and what queues requests is how long the spell lasts. Capped at MAX_SPELL_LAG batches."""
+    starts_ns, ratios = _ratios_to_size_means(batches, min_per_size)
+    if len(ratios) < min_batches:
+        return 0.0
+    logs = np.log(ratios) - np.mean(np.log(ratios))
+    variance = float(np.mean(logs ** 2))
+    if variance == 0.0:
+        return 0.0
+    lags = range(1, min(MAX_SPELL_LAG, len(logs) - 1) + 1)
+    correlation = [1.0, *(float(np.mean(logs[:-k] * logs[k:])) / variance for k in lags)]
+    if correlation[1] < 2.0 / np.sqrt(len(logs)):
+        return 0.0
+    crossing = float(len(correlation) - 1)
+    for k in lags:
+        if correlation[k] <= 1.0 / np.e:
+            before, after = np.log(correlation[k - 1]), np.log(max(correlation[k], 1e-3))
+            crossing = k - 1 + (before + 1.0) / (before - after)
+            break
+    gap_ms = float(np.mean(np.diff(starts_ns))) / 1e6
+    return float(crossing * gap_ms)
+
+
+def _ratios_to_size_means(batches: list[TracedBatch] | tuple[TracedBatch, ...],
+                          min_per_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start times (ns) and time over their size's mean of the batches of sizes run at least
+    `min_per_size` times, in start order."""
     by_size: dict[int, list[float]] = {}
     for batch in batches:
         by_size.setdefault(batch.size, []).append(batch.compute_ms)
-    ratios = [np.asarray(times) / np.mean(times) for times in by_size.values()
-              if len(times) >= min_per_size]
-    pooled = np.concatenate(ratios) if ratios else np.empty(0)
-    if len(pooled) < min_batches:
-        return 0.0
-    return float(np.std(pooled))
+    means = {size: float(np.mean(times)) for size, times in by_size.items()
+             if len(times) >= min_per_size}
+    kept = sorted((batch.start_ns, batch.compute_ms / means[batch.size]) for batch in batches
+                  if batch.size in means)
+    return (np.array([start for start, _ in kept], dtype=np.float64),
+            np.array([ratio for _, ratio in kept], dtype=np.float64))

@@ -141,3 +141,25 @@ def test_replicas_of_a_service_draw_their_own_reproducible_batch_times() -> None
     line.set_ready_pods(["a", "b"])
     _run(line, rate_rps=20.0, seconds=20.0)
     assert len(runs[0]) > 300 and runs[0] == runs[1] != line.ledger.latency_ms
+
+
+def test_a_replicas_batches_are_slow_in_spells_with_a_correlation_time() -> None:
+    # Lone requests 0.2 s apart: with spells of 1 s, each batch's multiplier is the replica's
+    # process a fifth of tau on, correlated exp(-0.2) = 0.82 in the log; drawn independently
+    # (tau 0), about 0. Either way lognormal of the cv asked.
+    def log_multipliers(model: ServiceModel) -> np.ndarray:
+        replica = EmulatedReplica(model, rng=np.random.default_rng(11))
+        finish_s = []
+        for k in range(3000):
+            replica.offer(0.2 * k)
+            finish_s += [finish - arrival for arrival, finish in replica.advance(0.2 * k + 0.19)]
+        return np.log((np.array(finish_s) * 1000.0 - 5.0) / 60.0)
+
+    spread = replace(MODEL, batch_time_cv=0.2)
+    for tau_ms, correlation in ((1000.0, np.exp(-0.2)), (0.0, 0.0)):
+        logs = log_multipliers(replace(spread, batch_time_tau_ms=tau_ms))
+        assert np.std(np.exp(logs)) == pytest.approx(0.2, rel=0.15)
+        centred = logs - np.mean(logs)
+        assert np.mean(centred[:-1] * centred[1:]) / np.var(centred) == pytest.approx(
+            correlation, abs=0.06)
+    assert np.ptp(log_multipliers(replace(MODEL, batch_time_tau_ms=1000.0))) < 1e-9

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sloscale_runtime.batch_trace import TracedBatch, batches, read_documents, trace_config_args
-from sloscale_runtime.fit import batch_time_cv
+from sloscale_runtime.fit import batch_time_cv, batch_time_tau_ms
 
 
 def request(trace_id: int, compute_start_ns: int | None, compute_end_ns: int | None
@@ -74,3 +74,37 @@ def test_the_spread_is_measured_around_each_sizes_mean_not_the_line() -> None:
 def test_too_few_traced_batches_fit_no_spread() -> None:
     assert batch_time_cv([]) == 0.0  # an untraced probe: the line exactly
     assert batch_time_cv(synthetic(0.3)[:30]) == 0.0
+
+
+def in_spells(tau_ms: float, count: int = 1500, seed: int = 0) -> list[TracedBatch]:
+    """Batches of sizes 1-4 on a 15 + 5 x size ms line, back to back with 0-20 ms idle between,
+    each times a lognormal multiplier (cv 0.15) whose log is an Ornstein-Uhlenbeck process in
+    time with correlation time tau_ms (0: independent), read at each batch's start."""
+    rng = np.random.default_rng(seed)
+    sigma = np.sqrt(np.log1p(0.15 ** 2))
+    found, start_ms, value = [], 0.0, float(rng.standard_normal())
+    for _ in range(count):
+        size = int(rng.integers(1, 5))
+        ms = (15.0 + 5.0 * size) * np.exp(sigma * value - sigma ** 2 / 2)
+        found.append(TracedBatch(int(start_ms * 1e6), size, float(ms)))
+        gap_ms = ms + rng.uniform(0.0, 20.0)
+        start_ms += gap_ms
+        keep = np.exp(-gap_ms / tau_ms) if tau_ms > 0 else 0.0
+        value = keep * value + np.sqrt(1 - keep ** 2) * float(rng.standard_normal())
+    return found
+
+
+@pytest.mark.parametrize("tau_ms", [40.0, 100.0, 200.0])
+def test_the_slow_spells_length_is_recovered_from_traced_batches(tau_ms: float) -> None:
+    fitted = [batch_time_tau_ms(in_spells(tau_ms, seed=seed)) for seed in range(3)]
+    assert np.median(fitted) == pytest.approx(tau_ms, rel=0.2)
+
+
+def test_independent_batches_fit_no_spells() -> None:
+    assert batch_time_tau_ms(in_spells(0.0)) == 0.0
+    assert batch_time_tau_ms(synthetic(0.3)) == 0.0  # one after the other, independent
+
+
+def test_too_few_traced_batches_fit_no_spells() -> None:
+    assert batch_time_tau_ms([]) == 0.0
+    assert batch_time_tau_ms(in_spells(100.0)[:30]) == 0.0

@@ -60,6 +60,7 @@ def test_table_for_one_policy(trace_csv: Path, tmp_path: Path,
         (["--rate-scale", "0"], "--rate-scale"),
         (["--max-batch", "0"], "--max-batch"),
         (["--batch-time-cv", "-0.1"], "--batch-time-cv"),
+        (["--batch-time-tau-ms", "-5"], "--batch-time-tau-ms"),
         (["--slo-ms", "10"], "below the service time"),
     ],
 )
@@ -82,3 +83,16 @@ def test_batch_time_cv_reaches_the_service_and_drops_the_bound(
     line, spread = documents
     assert line["lower_bound"]["replica_hours"] > 0 and spread["lower_bound"] is None
     assert spread["policies"]["slo"] != line["policies"]["slo"]
+
+
+def test_batch_time_tau_reaches_the_service(trace_csv: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    documents = []
+    for tau_ms in ("0", "200"):
+        argv = ["simulate", "--trace", str(trace_csv), "--policy", "slo", "--json",
+                "--batch-time-cv", "0.3", "--batch-time-tau-ms", tau_ms,
+                "--plot", str(tmp_path / f"{tau_ms}.png")]
+        assert main(argv) == 0
+        documents.append(json.loads(capsys.readouterr().out))
+    independent, spells = documents
+    assert spells["policies"]["slo"] != independent["policies"]["slo"]

@@ -326,7 +326,7 @@ def test_each_batch_takes_the_line_times_its_oldest_requests_multiplier() -> Non
     # the seed: SimConfig's 0 here).
     spread = replace(SERVICE, batch_time_cv=0.2)
     arrivals = [10.0 * k for k in range(400)]
-    scales = spread.batcher_args(len(arrivals), 0)[-1]
+    scales = spread.batcher_args(np.array(arrivals), 0)[-1]
     np.testing.assert_allclose(one_pod(arrivals, spread), 5.0 + 60.0 * scales, rtol=1e-9)
 
 
@@ -364,3 +364,50 @@ def test_under_load_a_spread_lengthens_the_tail_not_the_batches() -> None:
     assert np.std(spread) == pytest.approx(0.3, abs=0.03)
     line_p95, spread_p95 = (np.percentile(run.latency_ms, 95) for run in runs)
     assert spread_p95 > 1.1 * line_p95
+
+
+def test_without_spells_the_multipliers_are_the_independent_draws_of_before() -> None:
+    # batch_time_tau_ms 0 (the default) draws exactly what batch_time_cv alone drew, from the
+    # same generator, so every figure taken with a spread before spells existed stays the same.
+    arrivals = poisson(20.0, 60.0)
+    spread = replace(SERVICE, batch_time_cv=0.2)
+    sigma = np.sqrt(np.log1p(0.2 ** 2))
+    before = np.random.default_rng([3, 2]).lognormal(-sigma ** 2 / 2, sigma, len(arrivals))
+    np.testing.assert_array_equal(spread.batcher_args(arrivals, 3)[-1], before)
+    # A correlation time on no spread is still the line exactly.
+    np.testing.assert_array_equal(
+        replace(SERVICE, batch_time_tau_ms=80.0).batcher_args(arrivals, 3)[-1], [1.0])
+
+
+def test_spells_keep_mean_one_and_the_cv_and_decay_with_tau() -> None:
+    # Arrivals every 10 ms for an hour: the process read at them is lognormal of mean 1 and the
+    # cv asked, its log correlated exp(-dt / tau) between readings dt apart (Ornstein-Uhlenbeck).
+    times_s = np.arange(360_000) * 0.010
+    spells = replace(SERVICE, batch_time_cv=0.25, batch_time_tau_ms=50.0)
+    scales = spells.batcher_args(times_s, 0)[-1]
+    assert np.mean(scales) == pytest.approx(1.0, abs=0.01)
+    assert np.std(scales) == pytest.approx(0.25, abs=0.01)
+    logs = np.log(scales) - np.mean(np.log(scales))
+    for lag in (1, 5, 10):
+        correlation = np.mean(logs[:-lag] * logs[lag:]) / np.var(logs)
+        assert correlation == pytest.approx(np.exp(-lag * 10.0 / 50.0), abs=0.02)
+    # The process is of time: a reading depends on when, not on which request it is.
+    sparse = spells.batcher_args(times_s * 10.0, 0)[-1]
+    sparse_logs = np.log(sparse) - np.mean(np.log(sparse))
+    assert np.mean(sparse_logs[:-1] * sparse_logs[1:]) / np.var(sparse_logs) == pytest.approx(
+        np.exp(-100.0 / 50.0), abs=0.02)
+
+
+def test_slow_spells_raise_a_busy_pods_p95_at_the_same_spread() -> None:
+    # One pod at 12 rps (about 40 % busy), cv 0.3: drawn independently, a slow batch is
+    # followed by an ordinary one and the queue behind it drains; in spells of 300 ms (several
+    # batches) slow batches follow each other and the queue keeps growing. Same marginal:
+    # the batches still take the line on average.
+    arrivals = poisson(12.0, 1200.0, seed=4)
+    spec = replace(SPEC, maxReplicas=1)
+    spread = replace(SERVICE, batch_time_cv=0.3)
+    runs = [simulate(arrivals, FixedReplicas(1), spec, replace(spread, batch_time_tau_ms=tau),
+                     SimConfig(drain_s=5.0)) for tau in (0.0, 300.0)]
+    independent, spells = (np.percentile(run.latency_ms, 95) for run in runs)
+    assert spells > 1.08 * independent
+    assert np.mean(batches_against_the_line(runs[1], SERVICE)) == pytest.approx(1.0, abs=0.03)

@@ -118,3 +118,20 @@ def test_with_a_spread_the_comparison_pools_draws_of_batch_times() -> None:
     one_draw = fidelity.simulated_latency_ms(run.result.sent_s, fit, 0)[20:]
     assert level.sim_p95_ms == pytest.approx(np.percentile(pooled, 95, method="inverted_cdf"))
     assert level.sim_p95_ms != pytest.approx(np.percentile(one_draw, 95, method="inverted_cdf"))
+
+
+def test_the_close_fraction_is_fitted_with_the_slow_spells() -> None:
+    # Triton's batches spread (cv 0.3) in spells of 200 ms and it closes at 0.7, at 100 rps:
+    # a replay drawing the spread independently would blame the spells' longer queues on
+    # earlier closing.
+    sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
+    spells = replace(PROBE, batch_time_cv=0.3, batch_time_tau_ms=200.0)
+    served = [fidelity.one_pod(sent_s, replace(spells, close_at_fraction=0.7), seed)
+              for seed in fidelity.spread_seeds(spells)]
+    probe = OpenLoopProbe(100.0, sent_s, float(np.mean([np.mean(s.queue_ms) for s in served])),
+                          ())
+    assert fidelity.fit_close_fraction(spells, probe).close_at_fraction == pytest.approx(
+        0.7, abs=0.05)
+    independent = replace(spells, batch_time_tau_ms=0.0)
+    assert fidelity.fit_close_fraction(independent, probe).close_at_fraction < 0.66
+    assert fidelity.service_model(spells).batch_time_tau_ms == 200.0

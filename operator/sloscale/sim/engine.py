@@ -90,7 +90,7 @@ class Fleet:
         self.queues = PodQueues(len(arrivals_s))
         draws = np.random.default_rng([config.seed, 1]).random((len(arrivals_s), 2))
         self.draws = draws  # the same per request for every policy (common random numbers)
-        self.batch = service.batcher_args(len(arrivals_s), config.seed)  # likewise batch times
+        self.batch = service.batcher_args(arrivals_s, config.seed)  # likewise batch times
         self.mode = BALANCERS[config.balancer]
         self.rejected = np.zeros(len(arrivals_s), dtype=np.bool_)
         self.routed = 0  # requests sent so far (admitted or rejected)

@@ -10,9 +10,10 @@ too, as the prediction a capacity profile would make. Simulated latency = the en
 batcher), which the ServiceModel lacks.
 
 How early Triton takes its next batch (ServiceModel.close_at_fraction) and how much its batch
-times spread (ServiceModel.batch_time_cv, from the probe's traces) are fitted on the profile's
-own open-loop probe (`fit_close_fraction`, sloscale_runtime.fit.batch_time_cv), never on the
-loads compared here; the load fit keeps both.
+times spread and how long their slow spells last (ServiceModel.batch_time_cv and
+batch_time_tau_ms, from the probe's traces) are fitted on the profile's own open-loop probe
+(`fit_close_fraction`, sloscale_runtime.fit.batch_time_cv and batch_time_tau_ms), never on the
+loads compared here; the load fit keeps all three.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class LevelComparison:
 def service_model(fit: ServiceFit) -> ServiceModel:
     return ServiceModel(fit.base_ms, fit.per_item_ms, fit.max_batch, fit.max_queue_delay_ms,
                         close_at_fraction=fit.close_at_fraction,
-                        batch_time_cv=fit.batch_time_cv)
+                        batch_time_cv=fit.batch_time_cv,
+                        batch_time_tau_ms=fit.batch_time_tau_ms)
 
 
 def one_pod(arrivals_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> RunResult:
@@ -95,7 +97,8 @@ def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -
     line's): a shared machine's speed drifts between the closed-loop steps and the probe, and
     that drift must not pass for early closing. Scaled, not refitted: the probe's batches are
     mostly of one to three requests, too narrow a range for a slope. The replay keeps the fit's
-    batch_time_cv: a spread lengthens queues too, and must not pass for early closing either."""
+    batch_time_cv and batch_time_tau_ms: a spread, and more so one in spells, lengthens queues
+    too, and must not pass for early closing either."""
     arrivals = np.sort(probe.sent_s)
     _, busy_vs_line = server_batching(list(probe.timings), fit)
     scale = busy_vs_line if np.isfinite(busy_vs_line) else 1.0
@@ -224,8 +227,9 @@ def format_fit(name: str, fit: ServiceFit) -> str:
             f"(rms residual {fit.rms_residual_ms:.2f} ms), max_batch {fit.max_batch}, "
             f"max_queue_delay {fit.max_queue_delay_ms:g} ms, next batch closed at "
             f"{fit.close_at_fraction:.2f} of the running one, batch time cv "
-            f"{fit.batch_time_cv:.3f}, overhead {fit.overhead_ms:.2f} ms "
-            f"per request, max {fit.max_rps:.0f} rps\n  per batch size: {sizes}")
+            f"{fit.batch_time_cv:.3f} in spells of {fit.batch_time_tau_ms:.0f} ms, overhead "
+            f"{fit.overhead_ms:.2f} ms per request, max {fit.max_rps:.0f} rps\n"
+            f"  per batch size: {sizes}")
 
 
 def to_json(probe: ServiceFit, fit: ServiceFit, levels: list[LevelComparison]) -> str:

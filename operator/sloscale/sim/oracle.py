@@ -83,7 +83,7 @@ class NeedSearch:
         self.rejected = np.zeros(len(arrivals_s), dtype=np.bool_)
         self.pods = np.arange(spec.maxReplicas, dtype=np.int64)
         self.always_ready = np.full(spec.maxReplicas, -np.inf)
-        self.batch = service.batcher_args(len(arrivals_s), seed)
+        self.batch = service.batcher_args(arrivals_s, seed)
 
     def _run(self, first_bucket: int, counts: list[int], until: float) -> None:
         for offset, count in enumerate(counts):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,14 @@ class ServiceModel:
     with this cv (`batch_scales`). 0.0, the default, is the line exactly. Triton's batches on
     a CPU spread by about 0.1, with a long right tail when a neighbour preempts the model;
     sloscale_runtime.fit measures it from Triton's traces (docs/sim-fidelity.md).
+
+    batch_time_tau_ms: how long a slow spell lasts. 0.0, the default, draws every batch's
+    multiplier independently. Above 0, the log-multiplier is a stationary Ornstein-Uhlenbeck
+    process in time with this correlation time (two batches dt apart correlate by
+    exp(-dt / tau)), the marginal unchanged (lognormal, mean 1, cv batch_time_cv). Triton's
+    slow batches come in runs: a neighbour's burst or a frequency step lasts several batches,
+    and a run of slow batches queues far more than the same batches spread out. Fitted from
+    the same traces (sloscale_runtime.fit.batch_time_tau_ms).
     """
 
     base_ms: float = 40.0
@@ -38,6 +48,7 @@ class ServiceModel:
     max_queue_size: int | None = None
     close_at_fraction: float = 1.0
     batch_time_cv: float = 0.0
+    batch_time_tau_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.base_ms < 0 or self.per_item_ms < 0 or self.base_ms + self.per_item_ms <= 0:
@@ -53,14 +64,19 @@ class ServiceModel:
                 f"--close-at-fraction must be within [0, 1], got {self.close_at_fraction}")
         if not 0.0 <= self.batch_time_cv <= 2.0:
             raise ValueError(f"--batch-time-cv must be within [0, 2], got {self.batch_time_cv}")
+        if not 0.0 <= self.batch_time_tau_ms < math.inf:
+            raise ValueError(
+                f"--batch-time-tau-ms must be >= 0 and finite, got {self.batch_time_tau_ms}")
 
-    def batcher_args(self, requests: int, seed: int) -> tuple[Any, ...]:
-        """The batcher kernels' parameters for `requests` arrivals: base, per item, max batch
-        and batching delay in seconds, the close fraction, and the batch_scales (drawn from
-        the seed, the same for every policy replayed on those arrivals)."""
+    def batcher_args(self, arrivals_s: np.ndarray, seed: int) -> tuple[Any, ...]:
+        """The batcher kernels' parameters for these arrivals: base, per item, max batch and
+        batching delay in seconds, the close fraction, and one multiplier per request (drawn
+        from the seed, the same for every policy replayed on those arrivals)."""
+        rng = np.random.default_rng([seed, 2])
+        scales = (self.correlated_batch_scales(arrivals_s, rng) if self.batch_time_tau_ms > 0
+                  else self.batch_scales(len(arrivals_s), rng))
         return (self.base_ms / 1000.0, self.per_item_ms / 1000.0, self.max_batch,
-                self.max_queue_delay_ms / 1000.0, self.close_at_fraction,
-                self.batch_scales(requests, np.random.default_rng([seed, 2])))
+                self.max_queue_delay_ms / 1000.0, self.close_at_fraction, scales)
 
     def batch_scales(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """`count` multipliers of the line, one per batch: lognormal with mean 1 and cv
@@ -75,6 +91,32 @@ class ServiceModel:
         sigma = float(np.sqrt(np.log1p(self.batch_time_cv ** 2)))
         return rng.lognormal(-sigma ** 2 / 2, sigma, max(count, 1))
 
+    def correlated_batch_scales(self, times_s: np.ndarray,
+                                rng: np.random.Generator) -> np.ndarray:
+        """One multiplier per request, the batch_time_tau_ms process read at each arrival
+        (`times_s`, sorted): the same lognormal marginal as `batch_scales`, neighbours in
+        time alike. A batch reads its oldest request's, as with independent draws.
+
+        A process of time, one per service, sampled at arrivals: it depends on the arrivals
+        and the seed only, so every policy replayed on them sees the same batch times (common
+        random numbers) without the batcher keeping a process per pod. Its pods are slow
+        together, as pods sharing a machine are (the traces' slow spells are the machine's);
+        pods on separate nodes would not be. Reasoned, not measured: with random routing each
+        pod's own latencies have the same law either way, so a fleet's pooled p95 over a
+        window far longer than tau (about 100 ms) barely moves; least-requests routing, which
+        reads the other pods' queues, may see more."""
+        if self.batch_time_cv == 0.0:
+            return np.ones(1)
+        times = np.asarray(times_s, dtype=np.float64)
+        standard = ou_path(times if len(times) else np.zeros(1), self.batch_time_tau_ms / 1000.0,
+                           rng.standard_normal(max(len(times), 1)))
+        return self.scales_of(standard)
+
+    def scales_of(self, standard: np.ndarray) -> np.ndarray:
+        """Multipliers from standard normal values: lognormal of mean 1 and cv batch_time_cv."""
+        sigma = float(np.sqrt(np.log1p(self.batch_time_cv ** 2)))
+        return np.exp(sigma * np.asarray(standard) - sigma ** 2 / 2)
+
     def batch_ms(self, size: int) -> float:
         return self.base_ms + self.per_item_ms * size
 
@@ -88,3 +130,22 @@ class ServiceModel:
     def zero_load_ms(self) -> float:
         """A lone request: it waits the whole batching delay, then runs as a batch of one."""
         return self.max_queue_delay_ms + self.batch_ms(1)
+
+
+@njit(cache=True)
+def ou_step(previous: float, dt_s: float, tau_s: float, innovation: float) -> float:
+    """A standard (mean 0, variance 1) Ornstein-Uhlenbeck value dt_s after `previous`: exact
+    for any gap, so the process stays stationary however irregular the samples."""
+    keep = math.exp(-max(dt_s, 0.0) / tau_s)
+    return keep * previous + math.sqrt(1.0 - keep * keep) * innovation
+
+
+@njit(cache=True)
+def ou_path(times_s: np.ndarray, tau_s: float,
+            innovations: np.ndarray) -> np.ndarray:  # pragma: no cover (compiled)
+    """The standard process at sorted `times_s`, from standard normal `innovations`."""
+    path = np.empty(len(times_s))
+    path[0] = innovations[0]  # stationary from the start
+    for i in range(1, len(times_s)):
+        path[i] = ou_step(path[i - 1], times_s[i] - times_s[i - 1], tau_s, innovations[i])
+    return path
