@@ -52,25 +52,26 @@ class WatchedObjects:
         return _first(index, (namespace, name))
 
 
+def _reread(read: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`read()`, again when the event loop changed a store while it was read (a last try
+    lets the error out)."""
+    for _ in range(3):
+        try:
+            return read()
+        except RuntimeError:
+            continue
+    return read()
+
+
 def objects_in(index: Index, namespace: str, name: str) -> list[dict[str, Any]]:
     """Every object stored under (namespace, name): several where the key is not the name
     (two HPAs may aim at one Deployment)."""
-    for _ in range(3):
-        try:
-            return list(index.get((namespace, name)) or [])
-        except RuntimeError:  # changed by the event loop while read: read again
-            continue
-    return list(index.get((namespace, name)) or [])
+    return _reread(lambda: list(index.get((namespace, name)) or []))
 
 
 def all_objects(index: Index) -> list[dict[str, Any]]:
     """Every object an index holds (a copy of the list, safe to keep)."""
-    for _ in range(3):
-        try:
-            return [obj for store in list(index.values()) for obj in list(store)]
-        except RuntimeError:  # changed by the event loop while read: read again
-            continue
-    return [obj for store in list(index.values()) for obj in list(store)]
+    return _reread(lambda: [obj for store in list(index.values()) for obj in list(store)])
 
 
 def object_in(index: Index, namespace: str, name: str) -> dict[str, Any] | None:
