@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 RATE_PER_POD = {"a-0": 20, "a-1": 28, "b-0": 4}  # per second; whole requests per 0.25 s tick
 SERVICE_OF = {"a-0": "alpha", "a-1": "alpha", "b-0": "beta"}
 LATENCY_US = {"a-0": 40_000.0, "a-1": 60_000.0, "b-0": 10_000.0}
+SCRAPE_S = 1
 P95_US = {"a-0": 90_000.0, "a-1": 150_000.0, "b-0": 20_000.0}
 
 
@@ -71,7 +72,7 @@ def prometheus_over_emulator(tmp_path: Path):  # type: ignore[no-untyped-def]
     stop = threading.Event()
     driver = threading.Thread(target=_drive, args=(registry, stop), daemon=True)
     driver.start()
-    config = scrape_config(1, http_sd_urls=[f"http://{server.address}/targets"])
+    config = scrape_config(SCRAPE_S, http_sd_urls=[f"http://{server.address}/targets"])
     prom = LocalPrometheus(tmp_path / "prom", config).start()
     try:
         yield prom, registry
@@ -83,7 +84,7 @@ def prometheus_over_emulator(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_batched_queries_give_each_services_numbers(prometheus_over_emulator) -> None:  # type: ignore[no-untyped-def]
     prom, _ = prometheus_over_emulator
-    source = PrometheusSource(prom.url, window_s=10)
+    source = PrometheusSource(prom.url, window_s=10, scrape_s=SCRAPE_S)
     _wait_for_full_window(prom.url, 10)
     fetched = source.fetch(time.time())
     assert fetched.error is None

@@ -40,6 +40,8 @@ def test_queries_are_a_fixed_set_grouped_by_namespace_and_service() -> None:
     assert built["rps_peak"].startswith("max_over_time(") and "[60s:15s]" in built["rps_peak"]
     # Prometheus scraping every second: the peak of 1 s rates, as the simulator's scrapes
     assert "[10s:1s]" in queries(10, scrape_s=1.0)["rps_peak"]
+    # a window shorter than the scrape interval still spans one step (else often no sample)
+    assert "[15s:15s]" in queries(10)["rps_peak"]
 
 
 @pytest.mark.parametrize(

@@ -54,8 +54,10 @@ def queries(window_s: float, scrape_s: float = SCRAPE_S) -> dict[str, str]:
         "queue_ms": f"{_rate(QUEUE, window)} / {success} / 1000",
         "pending": f"sum by ({GROUP}) (nv_inference_pending_request_count)",
         # The highest rate between two scrapes within the window: how bursty it was.
+        # Its range spans at least one step: subquery steps sit on multiples of the step, so a
+        # window shorter than the scrape interval would often hold none and read as no data.
         "rps_peak": (f"max_over_time((sum by ({GROUP}) (irate(nv_inference_request_success"
-                     f"[{3 * step}s])))[{window}:{step}s])"),
+                     f"[{3 * step}s])))[{max(step, round(window_s))}s:{step}s])"),
         # Newest sample time per service: what staleness is judged on.
         "last_sample": f"max by ({GROUP}) (timestamp(nv_inference_request_success))",
     }
