@@ -86,6 +86,30 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 90, what: str = "c
         time.sleep(0.5)
 
 
+def fleet_service(namespace: str, name: str, index: int) -> dict[str, Any]:
+    """One of a test fleet: autoscaled (to one replica: no Prometheus needed), but every fifth
+    with two fixed replicas, so a PodDisruptionBudget too."""
+    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 1, "interval": "5s",
+                   "objective": {"targetMs": 200}}
+    return {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"model": {"name": "m", "format": "python", "storageUri": "s3://models/m"},
+                     **({"replicas": 2} if index % 5 == 0 else {"autoscaling": autoscaling}),
+                     "runtime": {"resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}}}
+
+
+def audit_events(cluster: LocalCluster, since: str) -> Iterator[dict[str, Any]]:
+    """The API server's audit events received at or after `since` (RFC 3339), oldest first,
+    the rotated log's included."""
+    for path in (cluster.logs / "audit.log.1", cluster.logs / "audit.log"):
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("requestReceivedTimestamp", "") >= since:
+                yield event
+
+
 def get_json(cluster: LocalCluster, *args: str) -> dict[str, Any] | None:
     result = cluster.kubectl("get", *args, "-o", "json", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None

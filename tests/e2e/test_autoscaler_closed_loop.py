@@ -47,6 +47,13 @@ def p95_between(runner: EmulatorRunner, start_s: float, end_s: float) -> float:
     return float(np.percentile(inside, 95))
 
 
+def last_decisions(stack: Stack, name: str, last: int = 6) -> str:
+    """The service's last decisions, for a failure's message (the why of each step)."""
+    obj = get_json(stack.cluster, "-n", NS, "inferenceservice", name) or {}
+    found = ((obj.get("status") or {}).get("autoscaling") or {}).get("decisions") or []
+    return json.dumps(found[-last:])
+
+
 def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
     stack: Stack,
 ) -> None:
@@ -58,10 +65,14 @@ def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
     runner = stack.replay("step", [(110, 120.0), (100, 5.0)])
     try:
         needed = math.ceil(120.0 / CAPACITY_RPS)
-        wait_for(lambda: stack.replicas("step") >= needed, 60, f">= {needed} replicas")
+        try:
+            wait_for(lambda: stack.replicas("step") >= needed, 60, f">= {needed} replicas")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {last_decisions(stack, 'step')}") from None
         wait_for(lambda: runner.elapsed_s() > 100, 120, "the end of the high phase")
         # After the cold start the objective holds again (ground truth from the emulator).
-        assert p95_between(runner, 80, 110) <= SLO_MS
+        p95 = p95_between(runner, 80, 110)
+        assert p95 <= SLO_MS, f"p95 {p95:.0f} ms; {last_decisions(stack, 'step')}"
 
         # GitOps: the autoscaler's replicas are not in the user's manifest's fields.
         path = str(stack.root / "step.json")
@@ -81,7 +92,8 @@ def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
             time.sleep(1)
         obj = get_json(stack.cluster, "-n", NS, "inferenceservice", "step") or {}
         decisions = obj["status"]["autoscaling"]["decisions"]
-        assert series[-1] < peak, f"never scaled down from {peak}: {series}"
+        assert series[-1] < peak, (
+            f"never scaled down from {peak}: {series}; {json.dumps(decisions[-6:])}")
         # Stepwise (scaleDown.maxStep = 1) and no flapping: once load is low, never up again.
         steps = [b - a for a, b in zip(series, series[1:], strict=False) if b != a]
         assert all(step == -1 for step in steps), (

@@ -113,9 +113,30 @@ def test_more_replicas_peer_through_kopf(
     assert any(rule["apiGroups"] == ["kopf.dev"] and "patch" in rule["verbs"] for rule in rules)
 
 
+def test_shards_run_every_replica_with_leases_in_the_release_namespace_only() -> None:
+    docs = rendered("shards=3", "replicaCount=2")  # replicaCount ignored: shards decide
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--shards=3" in container["args"] and "--shard-lease-s=15" in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--peering")]
+    assert not [d for d in docs if d["kind"] in ("ClusterKopfPeering", "KopfPeering")]
+    assert [e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]
+            if e["name"] == "POD_NAMESPACE"] == ["metadata.namespace"]
+    role = next(d for d in docs
+                if d["kind"] == "Role" and d["metadata"]["name"].endswith("-shards"))
+    assert role["metadata"]["namespace"] == "sloscale-system"  # the release's
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["get", "list", "create", "update", "delete"]}]
+    cluster_rules = one(docs, "ClusterRole")["rules"]
+    assert not [r for r in cluster_rules if "leases" in r["resources"]]  # nowhere else
+    assert not [d for d in rendered() if d["metadata"]["name"].endswith("-shards")]  # off
+
+
 @pytest.mark.parametrize(
     ("value", "named"),
-    [("imagee.tag=x", "imagee"), ("replicaCount=11", "replicaCount"),
+    [("imagee.tag=x", "imagee"), ("replicaCount=11", "replicaCount"), ("shards=-1", "shards"),
+     ("shardLeaseSeconds=2", "shardLeaseSeconds"),
      ("prometheus.url=ftp://x", "url"), ("metrics.port=80", "port"),
      ("prometheusRule.slo.latencyObjective=1.5", "latencyObjective"),
      ("dashboards.lable=x", "lable")],

@@ -11,13 +11,14 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from hack.localcluster.cluster import LocalCluster
 from tests.e2e.operator_process import (
+    audit_events,
+    fleet_service,
     get_json,
     install_api,
     running_operator,
@@ -35,17 +36,6 @@ HAND_IMAGE = "example.com/hand-edited:1"
 KINDS = "inferenceservices,deployments,services,poddisruptionbudgets"
 
 
-def _service(index: int) -> dict[str, Any]:
-    # Autoscaled, but every fifth with two fixed replicas: a PodDisruptionBudget too.
-    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 1, "interval": "5s",
-                   "objective": {"targetMs": 200}}
-    return {"apiVersion": "serving.sloscale.io/v1alpha1", "kind": "InferenceService",
-            "metadata": {"name": f"r-{index:02d}", "namespace": NS},
-            "spec": {"model": {"name": "m", "format": "python", "storageUri": "s3://models/m"},
-                     **({"replicas": 2} if index % 5 == 0 else {"autoscaling": autoscaling}),
-                     "runtime": {"resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}}}
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -53,18 +43,13 @@ def _now() -> str:
 def operator_writes(cluster: LocalCluster, since: str) -> list[str]:
     """'verb resource[/sub] name' of every write the operator made since `since`."""
     found = []
-    for path in (cluster.logs / "audit.log.1", cluster.logs / "audit.log"):
-        if not path.exists():
+    for event in audit_events(cluster, since):
+        ref = event.get("objectRef") or {}
+        if (event.get("verb") not in WRITE_VERBS or ref.get("namespace") != NS
+                or not event.get("userAgent", "").startswith(OPERATOR_AGENTS)):
             continue
-        for line in path.read_text().splitlines():
-            event = json.loads(line)
-            ref = event.get("objectRef") or {}
-            if (event.get("requestReceivedTimestamp", "") < since
-                    or event.get("verb") not in WRITE_VERBS or ref.get("namespace") != NS
-                    or not event.get("userAgent", "").startswith(OPERATOR_AGENTS)):
-                continue
-            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
-            found.append(f"{event['verb']} {ref.get('resource')}{sub} {ref.get('name', '')}")
+        sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+        found.append(f"{event['verb']} {ref.get('resource')}{sub} {ref.get('name', '')}")
     return found
 
 
@@ -93,7 +78,8 @@ def test_restart_over_converged_services_writes_nothing_and_puts_back_drift(
     whose Deployment was edited by hand meanwhile, which is put back."""
     install_api(cluster, NS)
     manifests = tmp_path / "services.yaml"
-    manifests.write_text(yaml.safe_dump_all([_service(i) for i in range(SERVICES)]))
+    manifests.write_text(yaml.safe_dump_all([fleet_service(NS, f"r-{i:02d}", i)
+                                                for i in range(SERVICES)]))
     log = tmp_path / "operator.log"
     # No Prometheus there: the autoscaler decides to hold, and says so in the status.
     with running_operator(cluster, log, NS, "--prometheus-url", "http://127.0.0.1:9",

@@ -68,5 +68,5 @@ creates the object needs `create` as well. */}}
 
 {{/* Non-empty when more than one replica runs: kopf peering instead of standalone. */}}
 {{- define "sloscale.peering" -}}
-{{- if gt (int .Values.replicaCount) 1 }}true{{ end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not (int .Values.shards)) }}true{{ end -}}
 {{- end -}}

@@ -16,6 +16,7 @@ from sloscale.autoscale.loop import AutoscalerLoop, LoopSettings
 from sloscale.autoscale.metrics import PrometheusSource
 from sloscale.autoscale.promql import SCRAPE_S
 from sloscale.autoscale.telemetry import AutoscalerMetrics
+from sloscale.controller.shard_loop import owns_service
 from sloscale.kube.watched import all_objects
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,12 @@ async def start_autoscaler(memo: kopf.Memo,
         log.warning("no --prometheus-url: autoscaling is off (spec.replicas rules)")
         return
     # The tick's services and Deployments are kopf's own watches of them (indexes.py).
+    # Sharded, the tick's services are those of the shards this process holds now.
     kube = KubeAutoscalerClient(memo.kube, options.namespaces,
-                                services=lambda: all_objects(inferenceservices),
+                                services=lambda: [
+                                    isvc for isvc in all_objects(inferenceservices)
+                                    if owns_service(memo, isvc["metadata"]["namespace"],
+                                                    isvc["metadata"]["name"])],
                                 deployments=lambda: all_objects(owned_deployments))
     kube.start_informers(SERVICE_LABEL)
     loop = AutoscalerLoop(

@@ -19,6 +19,7 @@ from sloscale.controller.reconcile import (
     refresh_status,
     rendered_children,
 )
+from sloscale.controller.shard_loop import mine, owns_service
 from sloscale.controller.storage import TolerantDiffBaseStorage, TolerantProgressStorage
 from sloscale.kube.watched import object_in
 
@@ -63,7 +64,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = TolerantProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = TolerantDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+        prefix=GROUP, key="last-handled-configuration",
+        keep=None if memo.get("shards") is None else lambda body: mine(body, memo))
     settings.posting.level = logging.WARNING  # our own Events say what changed
     # Handlers are sync and wait on the API server most of the time: more threads than
     # asyncio's default (cores + 4) keep a burst of creations from queueing behind each other.
@@ -71,9 +73,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     settings.networking.error_backoffs = ApiBackoffs()
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
+# Sharded, each process handles the services of its shards only (shard_loop.py).
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.update(GROUP, VERSION, PLURAL, when=mine)
 def reconcile_inferenceservice(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None:
     try:
         outcome = run_reconcile(memo, dict(body))
@@ -98,9 +101,9 @@ def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
 
 
 # Matched by owner, not by our label: a child whose label was removed by hand is still ours.
-@kopf.on.event("apps", "v1", "deployments", when=owned)
-@kopf.on.event("v1", "services", when=owned)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", when=owned)
+@kopf.on.event("apps", "v1", "deployments", when=kopf.all_([owned, mine]))
+@kopf.on.event("v1", "services", when=kopf.all_([owned, mine]))
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", when=kopf.all_([owned, mine]))
 def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.Memo,
                   inferenceservices: kopf.Index[tuple[str, str], dict[str, Any]],
                   **_: Any) -> None:
@@ -143,6 +146,8 @@ def hpa_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.Me
     if type != "DELETED":
         return
     name = body["spec"]["scaleTargetRef"]["name"]
+    if not owns_service(memo, namespace, name):
+        return
     try:
         isvc = object_in(inferenceservices, namespace, name)
         if isvc is None or isvc["metadata"].get("deletionTimestamp"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=int, metavar="N",
                         help="this replica's peering priority (default: random, so that "
                              "replicas of one Deployment never tie)")
+    parser.add_argument("--shards", type=int, default=0, metavar="N",
+                        help="sharded mode: N shards of the InferenceServices (a stable hash of "
+                             "namespace/name), held through Leases; run several processes with "
+                             "the same N and each works on its fair share (not with --peering)")
+    parser.add_argument("--shard-lease-namespace", metavar="NS",
+                        default=os.environ.get("POD_NAMESPACE", "default"),
+                        help="where the shard Leases live (default: $POD_NAMESPACE, else "
+                             "'default')")
+    parser.add_argument("--shard-lease-s", type=float, default=15.0, metavar="S",
+                        help="shard lease duration: a dead process's shards are taken over "
+                             "within it and one renewal round (a fifth of it)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -55,11 +67,16 @@ def run(args: argparse.Namespace) -> int:
     from sloscale.controller import autoscaling, handlers  # noqa: F401 - registers handlers
     from sloscale.controller.reconcile import Settings
     from sloscale.controller.templates import load_configured_templates
-    from sloscale.kube.client import Kube
+    from sloscale.kube.client import USER_AGENT, Kube
     from sloscale.render.templates import TemplateError
 
     if args.autoscaler_tick_s <= 0 or args.scrape_interval_s <= 0:
         print("sloscale run: --autoscaler-tick-s and --scrape-interval-s must be > 0",
+              file=sys.stderr)
+        return 2
+    if args.shards < 0 or args.shard_lease_s < 5 or (args.shards and args.peering):
+        print("sloscale run: --shards must be >= 0, --shard-lease-s >= 5, and --shards and "
+              "--peering exclude each other (shards are their own multi-replica mode)",
               file=sys.stderr)
         return 2
     kube: Kube | None = None  # a broken template set is refused before any cluster is touched
@@ -82,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose)
     namespaces = list(args.namespace)
     options, active = kopf_options(args, kube, namespaces)
+    # Named in the API server's audit log: which process wrote what.
+    kube.api_client.user_agent = f"{USER_AGENT} ({options['identity']})"
     # What every handler reads from kopf's memo: the adapter, the settings, the autoscaler's.
     memo = kopf.Memo(
         kube=kube,
@@ -94,10 +113,24 @@ def run(args: argparse.Namespace) -> int:
             namespaces=namespaces or None,
             active=active,
         ),
+        shards=shard_leases(args, kube, options["identity"]),
     )
     asyncio.run(kopf.operator(clusterwide=not namespaces, namespaces=namespaces, memo=memo,
                               **options))
     return 0
+
+
+def shard_leases(args: argparse.Namespace, kube: Any, identity: str) -> Any:
+    if not args.shards:
+        return None
+    from kubernetes import client
+
+    from sloscale.controller.shards import ShardLeases
+
+    print(f"sloscale run: {args.shards} shards, Leases in {args.shard_lease_namespace}, as "
+          f"{identity}", file=sys.stderr)
+    return ShardLeases(client.CoordinationV1Api(kube.api_client), args.shard_lease_namespace,
+                       identity, args.shards, args.shard_lease_s)
 
 
 def kopf_options(args: argparse.Namespace, kube: Any,

@@ -9,6 +9,7 @@ object is handled as new (the reconcile is idempotent) and kopf writes the value
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -33,6 +34,17 @@ ESSENCE_METADATA = ("name", "namespace", "uid", "labels", "annotations")
 
 
 class TolerantDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    def __init__(self, *, keep: Callable[[kopf.Body], bool] | None = None,
+                 **kwargs: Any) -> None:
+        """`keep`: which objects this process writes its diff base on (sharded: its own;
+        kopf writes it even where every handler was filtered out)."""
+        super().__init__(**kwargs)
+        self.keep = keep
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        if self.keep is None or self.keep(body):
+            super().store(body=body, patch=patch, essence=essence)
+
     def build(self, *, body: kopf.Body,
               extra_fields: Any = None) -> kopf.BodyEssence:
         """kopf's essence, from a body without what it drops anyway.
