@@ -5,8 +5,9 @@ operator (CPU seconds, wall time), how many PromQL queries a tick sends, and the
 memory; also how long creation takes to reach a Deployment and all pods Ready. With
 --restart, then restarts the operator over the converged fleet: how long until every service
 was checked (kopf's resume handler) and decided by the autoscaler again, and every write the
-operator made meanwhile (from the API server's audit log). Prints figures; asserts nothing
-(benchmarks are not tests).
+operator made meanwhile (from the API server's audit log). With --shards N, N operator
+processes share the services through shard Leases: the figures per process. Prints figures;
+asserts nothing (benchmarks are not tests).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client, watch
@@ -33,6 +35,7 @@ from hack.emulator.server import EmulatedPod, EmulatorServer, PodKey, Registry
 from hack.localcluster.cluster import LocalCluster, free_port
 from hack.localcluster.nodes import NodePool
 from sloscale.api import GROUP, PLURAL, SERVICE_LABEL, VERSION
+from sloscale.controller.shards import SHARD_PREFIX
 from sloscale_runtime.capacity import percentile_ms  # nearest rank: any unit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,13 +125,15 @@ def _proc(pid: int) -> tuple[float, float, float]:
 
 
 def _start_operator(cluster: LocalCluster, prom_url: str, metrics_port: int,
-                    log_path: Path) -> subprocess.Popen[bytes]:
+                    log_path: Path, shards: int = 0, identity: str = "bench-operator",
+                    ) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
+    sharded = ["--shards", str(shards), "--shard-lease-namespace", NS] if shards else []
     return subprocess.Popen(
         [sys.executable, "-m", "sloscale", "run", "--prometheus-url", prom_url,
          "--metrics-address", f"127.0.0.1:{metrics_port}",
-         "--autoscaler-tick-s", str(TICK_S)],
-        env={**cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+         "--autoscaler-tick-s", str(TICK_S), *sharded],
+        env={**cluster.env, "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "POD_ID": identity},
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -143,8 +148,10 @@ def _audit_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() % 1 * 1e6):06d}Z"
 
 
-def operator_writes(audit_logs: list[Path], since: str, until: str) -> dict[str, int]:
-    """Write requests the operator made in [since, until), by 'verb resource[/sub]'."""
+def operator_writes(audit_logs: list[Path], since: str, until: str,
+                    by_agent: bool = False) -> dict[str, int]:
+    """Write requests the operator made in [since, until), by 'verb resource[/sub]' (or by
+    user agent: sharded, each process names itself)."""
     counts: dict[str, int] = {}
     for path in audit_logs:
         if not path.exists():
@@ -161,7 +168,7 @@ def operator_writes(audit_logs: list[Path], since: str, until: str) -> dict[str,
             ref = event.get("objectRef") or {}
             what = ref.get("resource", "?") + (f"/{ref['subresource']}"
                                                if ref.get("subresource") else "")
-            key = f"{event['verb']} {what}"
+            key = event["userAgent"] if by_agent else f"{event['verb']} {what}"
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -262,7 +269,72 @@ def _watch_deployments(apps: client.AppsV1Api, resource_version: str, seen: dict
                 break
 
 
-def run(services: int, rate: int, settle_s: float, restart: bool) -> None:
+@dataclass
+class Operator:
+    """One operator process of the benchmark (several when sharded)."""
+
+    identity: str
+    metrics_port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def proc(self) -> tuple[float, float, float]:
+        assert self.process is not None
+        return _proc(self.process.pid)
+
+
+def _wait_all_ready(cluster: LocalCluster, services: int) -> int:
+    deadline = time.monotonic() + 1800
+    ready = 0
+    while time.monotonic() < deadline:
+        out = cluster.kubectl("get", "deployments", "-n", NS, "-o",
+                              "jsonpath={.items[*].status.readyReplicas}", timeout=120)
+        ready = sum(int(x) for x in out.stdout.split())
+        if ready >= services:
+            break
+        time.sleep(5)
+    return ready
+
+
+def _wait_shards_spread(cluster: LocalCluster, processes: int) -> None:
+    """Until every process holds a shard (the first to start takes all, then hands over)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        out = cluster.kubectl("get", "leases", "-n", NS, "-o", "jsonpath={range .items[*]}"
+                              "{.metadata.name}={.spec.holderIdentity}{' '}{end}", timeout=60)
+        holders = {pair.split("=", 1)[1] for pair in out.stdout.split()
+                   if pair.startswith(SHARD_PREFIX)} - {""}
+        if len(holders) >= processes:
+            return
+        time.sleep(1)
+    raise RuntimeError("the operator processes never each held a shard")
+
+
+def _tick_figures(prom_url: str, operators: list[Operator]
+                  ) -> tuple[float, list[tuple[float, float, float]]]:
+    """Over 12 ticks: PromQL queries per tick; per process (ticks, mean tick wall s, CPU s
+    per tick)."""
+    def sample() -> tuple[float, list[tuple[float, float, float]]]:
+        queries = _metric(prom_url, "prometheus_http_requests_total", 'handler="/api/v1/query"')
+        return queries, [(_metric(o.url, "sloscale_autoscaler_loop_duration_seconds_count"),
+                          _metric(o.url, "sloscale_autoscaler_loop_duration_seconds_sum"),
+                          o.proc()[0]) for o in operators]
+
+    q0, first = sample()
+    time.sleep(12 * TICK_S)
+    q1, last = sample()
+    figures = []
+    for (n0, s0, c0), (n1, s1, c1) in zip(first, last, strict=True):
+        ticks = max(1.0, n1 - n0)
+        figures.append((ticks, (s1 - s0) / ticks, (c1 - c0) / ticks))
+    return (q1 - q0) / sum(f[0] for f in figures), figures
+
+
+def run(services: int, rate: int, settle_s: float, restart: bool, shards: int = 0) -> None:
     with tempfile.TemporaryDirectory(prefix="sloscale-scale-") as tmp:
         root = Path(tmp)
         nodes = max(2, services // 200 + 1)
@@ -282,16 +354,20 @@ def run(services: int, rate: int, settle_s: float, restart: bool) -> None:
                 root / "prom", scrape_config(15, http_sd_urls=[f"http://{server.address}/targets"])
             ).start()
             stack.append(prom.stop)
-            metrics_port = free_port()
-            log_path = root / "operator.log"
+            operators = [Operator(f"bench-operator-{i}", free_port(),
+                                  root / f"operator-{i}.log") for i in range(max(1, shards))]
 
-            def start() -> subprocess.Popen[bytes]:
-                return _start_operator(cluster, prom.url, metrics_port, log_path)
+            def start(op: Operator) -> subprocess.Popen[bytes]:
+                op.process = _start_operator(cluster, prom.url, op.metrics_port, op.log_path,
+                                             shards, op.identity)
+                return op.process
 
-            running = [start()]
-            operator = running[0]
-            stack.append(lambda: _stop(running[0]))
+            for op in operators:
+                start(op)
+                stack.append(lambda op=op: _stop(op.process))  # type: ignore[misc]
             time.sleep(5)
+            if shards:
+                _wait_shards_spread(cluster, len(operators))
             api_client = kube_config.new_client_from_config(str(cluster.kubeconfig))
             api_client.user_agent = "bench-scale"  # not one of OPERATOR_AGENTS
             seen: dict[str, float] = {}
@@ -300,7 +376,7 @@ def run(services: int, rate: int, settle_s: float, restart: bool) -> None:
             listed = apps.list_namespaced_deployment(NS).metadata.resource_version
             threading.Thread(target=_watch_deployments, args=(apps, listed, seen, stop_watch),
                              daemon=True).start()  # fmt: skip
-            cpu_start, _, _ = _proc(operator.pid)
+            cpu_start = [op.proc()[0] for op in operators]
             audit = [cluster.logs / "audit.log.1", cluster.logs / "audit.log"]
             since = _audit_now()
             started = time.monotonic()
@@ -308,49 +384,30 @@ def run(services: int, rate: int, settle_s: float, restart: bool) -> None:
             applied_s = time.monotonic() - started
             print(f"created {services} InferenceServices in {applied_s:.1f}s "
                   f"({services / applied_s:.1f}/s, goal {rate}/s)", flush=True)
-            deadline = time.monotonic() + 1800
-            ready = 0
-            while time.monotonic() < deadline:
-                out = cluster.kubectl(
-                    "get",
-                    "deployments",
-                    "-n",
-                    NS,
-                    "-o",
-                    "jsonpath={.items[*].status.readyReplicas}",
-                    timeout=120,
-                )
-                ready = sum(int(x) for x in out.stdout.split())
-                if ready >= services:
-                    break
-                time.sleep(5)
+            ready = _wait_all_ready(cluster, services)
             all_ready_s = time.monotonic() - started
-            burst_writes = operator_writes(audit, since, _audit_now())
-            cpu_ready, _, peak_ready = _proc(operator.pid)
+            until = _audit_now()
+            burst_writes = operator_writes(audit, since, until)
+            by_agent = operator_writes(audit, since, until, by_agent=True)
+            at_ready = [op.proc() for op in operators]
             stop_watch.set()
             # The first decisions write every service's status once; measure after that storm.
             time.sleep(settle_s)
             delays = sorted(seen[n] - applied[n] for n in applied if n in seen)
-            url = f"http://127.0.0.1:{metrics_port}/metrics"
-            prom_url = f"{prom.url}/metrics"
-            q0 = _metric(prom_url, "prometheus_http_requests_total", 'handler="/api/v1/query"')
-            n0 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_count")
-            s0 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_sum")
-            cpu0, _, _ = _proc(operator.pid)
-            time.sleep(12 * TICK_S)
-            q1 = _metric(prom_url, "prometheus_http_requests_total", 'handler="/api/v1/query"')
-            n1 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_count")
-            s1 = _metric(url, "sloscale_autoscaler_loop_duration_seconds_sum")
-            cpu1, rss, peak = _proc(operator.pid)
-            ticks = max(1.0, n1 - n0)
-            print(f"\nscale benchmark: {services} InferenceServices, autoscaler tick {TICK_S:g}s")
+            queries, ticks = _tick_figures(f"{prom.url}/metrics", operators)
+            now = [op.proc() for op in operators]
+            mode = f", {shards} shards (one process each)" if shards else ""
+            print(f"\nscale benchmark: {services} InferenceServices, autoscaler tick "
+                  f"{TICK_S:g}s{mode}")
             print(
                 f"  creation -> Deployment exists   p50 {percentile_ms(delays, 50):.2f}s  "
                 f"p99 {percentile_ms(delays, 99):.2f}s  max {delays[-1]:.2f}s  "
                 f"({len(delays)}/{services} seen)"
             )
-            print(f"  operator CPU, first create to all Ready  {cpu_ready - cpu_start:.0f}s "
-                  f"over {all_ready_s:.0f}s; peak RSS by then {peak_ready:.0f} MB")
+            cpu = [r[0] - c for r, c in zip(at_ready, cpu_start, strict=True)]
+            print(f"  operator CPU, first create to all Ready  {sum(cpu):.0f}s "
+                  f"({1000 * sum(cpu) / services:.0f} ms per service) over {all_ready_s:.0f}s; "
+                  f"peak RSS by then {max(r[2] for r in at_ready):.0f} MB")
             print(
                 f"  all pods Ready after            {all_ready_s:.0f}s from the first apply "
                 f"({ready}/{services})"
@@ -358,17 +415,23 @@ def run(services: int, rate: int, settle_s: float, restart: bool) -> None:
             per_service = {k: round(v / services, 2) for k, v in sorted(burst_writes.items())}
             print(f"  operator writes per service until then  "
                   f"{sum(burst_writes.values()) / services:.2f}  {per_service}")
-            print(
-                f"  loop tick wall time (mean)      {(s1 - s0) / ticks:.3f}s over {ticks:.0f} ticks"
-            )
-            print(
-                f"  operator CPU per tick           {(cpu1 - cpu0) / ticks:.3f}s "
-                "(whole process: kopf watches included)"
-            )
-            print(f"  PromQL queries per tick         {(q1 - q0) / ticks:.1f}")
-            print(f"  operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB", flush=True)
-            if restart:
-                running[0] = measure_restart(cluster, operator, services, start, log_path, url)
+            for op, (n, wall, cpu_tick), (_, rss, peak), spent in zip(
+                    operators, ticks, now, cpu, strict=True):
+                who = f"  [{op.identity}] " if shards else "  "
+                writes = sum(v for k, v in by_agent.items() if op.identity in k)
+                if shards:
+                    print(f"{who}CPU to all Ready {spent:.0f}s, its writes {writes}")
+                print(f"{who}loop tick wall time (mean)      {wall:.3f}s over {n:.0f} ticks")
+                print(f"{who}operator CPU per tick           {cpu_tick:.3f}s "
+                      "(whole process: kopf watches included)")
+                print(f"{who}operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB",
+                      flush=True)
+            print(f"  PromQL queries per tick         {queries:.1f}")
+            if restart and not shards:
+                running = operators[0]
+                running.process = measure_restart(
+                    cluster, running.process, services, lambda: start(running),
+                    running.log_path, running.url)
         finally:
             for stop in reversed(stack):
                 try:
@@ -386,8 +449,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart", action="store_true",
                         help="then restart the operator: time to check and decide every "
                              "service again, and the writes it makes")
+    parser.add_argument("--shards", type=int, default=0,
+                        help="N operator processes sharing the services (sloscale run --shards "
+                             "N); the figures per process (not with --restart)")
     args = parser.parse_args(argv)
-    run(args.services, args.rate, args.settle_s, args.restart)
+    if args.shards < 0 or (args.shards and args.restart):
+        parser.error("--shards must be >= 0, and is not measured with --restart")
+    run(args.services, args.rate, args.settle_s, args.restart, args.shards)
     return 0
 
 

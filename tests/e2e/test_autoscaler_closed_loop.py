@@ -18,6 +18,7 @@ import pytest
 
 from hack.emulator.runner import EmulatorRunner
 from hack.localcluster.cluster import LocalCluster
+from sloscale.api import SERVICE_LABEL
 from tests.e2e.autoscale_stack import (
     CAPACITY_RPS,
     SLO_MS,
@@ -80,7 +81,10 @@ def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
         assert diff.returncode == 0, diff.stdout + diff.stderr
         before = stack.replicas("step")
         stack.cluster.kubectl("apply", "--server-side", "-f", path)
-        assert stack.replicas("step") == before
+        # Not reset to the manifest's minimum (1); the autoscaler itself may take one step
+        # meanwhile (it held spare pods for the opening's backlog: 10 -> 9 in one CI run).
+        after = stack.replicas("step")
+        assert after > 1 and abs(after - before) <= 1, (before, after)
 
         # The load drops at 110 s; the 10 s rate window and the pods' summaries see only the
         # low load from about 125 s on. From then on: no step up, only steps down.
@@ -127,9 +131,18 @@ def test_more_demand_than_gpus_stops_at_what_fits_and_says_so(stack: Stack) -> N
             "ScalingLimited=Unschedulable",
         )
         assert "nvidia.com/gpu" in limited["message"]
+        # The condition may be written while an earlier ask is still being applied (1 -> 3
+        # in one CI run): what fits is judged once that has landed.
+        time.sleep(8)
         capped = stack.replicas("gpu-bound")
         time.sleep(8)
-        assert stack.replicas("gpu-bound") <= capped + 1  # no further asks beyond what fits
+        now = stack.replicas("gpu-bound")
+        assert now <= capped + 1  # no further asks beyond what fits
+        pods = get_json(stack.cluster, "-n", NS, "pods", "-l",
+                        f"{SERVICE_LABEL}=gpu-bound") or {"items": []}
+        placed = sum(1 for p in pods["items"] if p["spec"].get("nodeName")
+                     and not p["metadata"].get("deletionTimestamp"))
+        assert now <= placed + 1, (now, placed)  # far below the ~17 this load needs
     finally:
         runner.stop()
         stack.cluster.kubectl("delete", "inferenceservice", "gpu-bound", "-n", NS, "--wait=false")
