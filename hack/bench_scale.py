@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,11 +149,23 @@ def _audit_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() % 1 * 1e6):06d}Z"
 
 
-def operator_writes(audit_logs: list[Path], since: str, until: str,
-                    by_agent: bool = False) -> dict[str, int]:
-    """Write requests the operator made in [since, until), by 'verb resource[/sub]' (or by
-    user agent: sharded, each process names itself)."""
-    counts: dict[str, int] = {}
+def operator_writes(audit_logs: list[Path], since: str, until: str) -> dict[str, int]:
+    """Write requests the operator made in [since, until), by 'verb resource[/sub]'."""
+    return _by_kind(writes_by_agent(audit_logs, since, until))
+
+
+def _by_kind(by_agent: Counter[tuple[str, str]]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for (_, key), count in by_agent.items():
+        counts[key] += count
+    return dict(counts)
+
+
+def writes_by_agent(audit_logs: list[Path], since: str, until: str
+                    ) -> Counter[tuple[str, str]]:
+    """The same writes by (user agent, 'verb resource[/sub]'): sharded, each process names
+    itself in its agent."""
+    counts: Counter[tuple[str, str]] = Counter()
     for path in audit_logs:
         if not path.exists():
             continue
@@ -168,8 +181,7 @@ def operator_writes(audit_logs: list[Path], since: str, until: str,
             ref = event.get("objectRef") or {}
             what = ref.get("resource", "?") + (f"/{ref['subresource']}"
                                                if ref.get("subresource") else "")
-            key = event["userAgent"] if by_agent else f"{event['verb']} {what}"
-            counts[key] = counts.get(key, 0) + 1
+            counts[(event["userAgent"], f"{event['verb']} {what}")] += 1
     return counts
 
 
@@ -387,8 +399,8 @@ def run(services: int, rate: int, settle_s: float, restart: bool, shards: int = 
             ready = _wait_all_ready(cluster, services)
             all_ready_s = time.monotonic() - started
             until = _audit_now()
-            burst_writes = operator_writes(audit, since, until)
-            by_agent = operator_writes(audit, since, until, by_agent=True)
+            by_agent = writes_by_agent(audit, since, until)  # one pass over a large log
+            burst_writes = _by_kind(by_agent)
             at_ready = [op.proc() for op in operators]
             stop_watch.set()
             # The first decisions write every service's status once; measure after that storm.
@@ -418,7 +430,7 @@ def run(services: int, rate: int, settle_s: float, restart: bool, shards: int = 
             for op, (n, wall, cpu_tick), (_, rss, peak), spent in zip(
                     operators, ticks, now, cpu, strict=True):
                 who = f"  [{op.identity}] " if shards else "  "
-                writes = sum(v for k, v in by_agent.items() if op.identity in k)
+                writes = sum(v for (agent, _), v in by_agent.items() if op.identity in agent)
                 if shards:
                     print(f"{who}CPU to all Ready {spent:.0f}s, its writes {writes}")
                 print(f"{who}loop tick wall time (mean)      {wall:.3f}s over {n:.0f} ticks")

@@ -140,18 +140,18 @@ class ShardLeases:
         """Renew the member Lease, then renew, release and acquire shard Leases; the shards
         newly held."""
         started, now_s = time.monotonic(), self.clock()
-        self._write(self._member_name(), None, self._member_body(now_s))
+        self._write(self._member_name(), None, self._shard_body(self.identity, now_s))
         members = live_members(self._members(now_s), self.identity, now_s)
         current = {i: self._read(self._shard_name(i)) for i in range(self.shards)}
-        decided = plan(self.identity, {i: v for i, (v, _) in current.items()}, members, now_s)
+        decided = plan(self.identity, current, members, now_s)
         for shard in decided.release:
             self.held_until.pop(shard, None)  # stop acting before anyone may take it
-            self._write(self._shard_name(shard), current[shard][0], self._shard_body(None, now_s))
+            self._write(self._shard_name(shard), current[shard], self._shard_body(None, now_s))
             log.info("shard %d released (%d members)", shard, members)
         gained = set()
         for shard in sorted(decided.renew | set(decided.acquire)):
             body = self._shard_body(self.identity, now_s)
-            if self._write(self._shard_name(shard), current[shard][0], body):
+            if self._write(self._shard_name(shard), current[shard], body):
                 if shard not in self.held():
                     gained.add(shard)
                 self.held_until[shard] = started + self.duration_s * (1 - SAFETY)
@@ -166,7 +166,7 @@ class ShardLeases:
         now_s = self.clock()
         for shard in sorted(self.held()):
             self.held_until.pop(shard, None)
-            lease, _ = self._read(self._shard_name(shard))
+            lease = self._read(self._shard_name(shard))
             self._write(self._shard_name(shard), lease, self._shard_body(None, now_s))
         self._delete(self._member_name())
 
@@ -182,20 +182,16 @@ class ShardLeases:
         return {"holderIdentity": holder, "leaseDurationSeconds": round(self.duration_s),
                 "renewTime": _micro_time(now_s), "acquireTime": _micro_time(now_s)}
 
-    def _member_body(self, now_s: float) -> dict[str, Any]:
-        return self._shard_body(self.identity, now_s)
-
-    def _read(self, name: str) -> tuple[LeaseView | None, Any]:
+    def _read(self, name: str) -> LeaseView | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
             found = self.api.read_namespaced_lease(name, self.namespace)
         except ApiException as error:
             if error.status == 404:
-                return None, None
+                return None
             raise
-        raw = self.api.api_client.sanitize_for_serialization(found)
-        return lease_view(raw), raw
+        return lease_view(self.api.api_client.sanitize_for_serialization(found))
 
     def _members(self, now_s: float) -> list[LeaseView]:
         """Every member Lease; those of processes long gone (a pod's name changes with each
@@ -224,7 +220,7 @@ class ShardLeases:
                 self.api.create_namespaced_lease(self.namespace, body)
                 return True
             if seen is None:  # our member Lease: read its version, or create it
-                current, _ = self._read(name)
+                current = self._read(name)
                 if current is None:
                     self.api.create_namespaced_lease(self.namespace, body)
                     return True
