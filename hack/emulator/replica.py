@@ -5,9 +5,9 @@ multiplier drawn from `rng` when the model has a batch_time_cv (ServiceModel.bat
 a batch_time_tau_ms, the replica's own slow-spell process read at each batch's oldest request,
 as the simulator reads its service's: sim/service.py); an idle batcher waits up to
 max_queue_delay_ms for a batch to fill; the next batch closes once close_at_fraction of the
-running one has passed and starts when it ends (sim/batcher.py's rules); a full queue rejects.
-Time only moves when `advance(now)` is called, so it runs in real time (the demo) or faster
-(tests).
+running one has passed (at once for early_close_share of the batches, drawn from `rng`) and
+starts when it ends (sim/batcher.py's rules); a full queue rejects. Time only moves when
+`advance(now)` is called, so it runs in real time (the demo) or faster (tests).
 """
 
 from __future__ import annotations
@@ -70,10 +70,18 @@ class EmulatedReplica:
             scale = self._batch_scale(batch[0])
             service_s = self.model.batch_ms(size) / 1000.0 * scale
             self.free_at = start + service_s
-            self.take_at = start + self.model.close_at_fraction * service_s
+            self.take_at = start + self._close_fraction() * service_s
             self.in_flight.append((self.free_at, start, batch))
             self.counters.executions += 1
         return self._complete(now)
+
+    def _close_fraction(self) -> float:
+        """How far into this batch the next one closes: at once for early_close_share of the
+        batches, else at close_at_fraction (ServiceModel.close_fractions)."""
+        share = self.model.early_close_share
+        if share and self.rng.random() < share:
+            return 0.0
+        return self.model.close_at_fraction
 
     def _batch_scale(self, oldest_s: float) -> float:
         """The multiplier of a batch whose oldest request arrived at `oldest_s`."""

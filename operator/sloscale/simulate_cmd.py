@@ -34,8 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-queue-size", type=int, default=None,
         help="Triton's max_queue_size per pod; overflow is rejected (default: unbounded)")
     add("--close-at-fraction", type=float, default=1.0,
-        help="how far into the running batch a pod closes the next one (1: when it ends; "
-             "Triton's python backend on a CPU: 0.55 to 0.7, docs/sim-fidelity.md)")
+        help="how far into the running batch a pod closes the next one (1: when it ends)")
+    add("--early-close-share", type=float, default=0.0,
+        help="share of batches during which a pod closes the next one at once, the others "
+             "at --close-at-fraction (Triton's python backend on a CPU: about 0.55, "
+             "docs/sim-fidelity.md)")
     add("--batch-time-cv", type=float, default=0.0,
         help="spread of each batch's time around A + B*size (coefficient of variation of a "
              "lognormal multiplier; 0: the line exactly; Triton on a shared CPU: about 0.1, "
@@ -82,7 +85,7 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
     service = ServiceModel(args.service_ms_base, args.service_ms_per_item, args.max_batch,
                            args.max_queue_delay_ms, args.max_queue_size, args.close_at_fraction,
-                           args.batch_time_cv, args.batch_time_tau_ms)
+                           args.batch_time_cv, args.batch_time_tau_ms, args.early_close_share)
     latency = "mean" if args.percentile == "mean" else f"p{args.percentile}"
     spec = AutoscalingSpec(minReplicas=args.min_replicas, maxReplicas=args.max_replicas,
                            objective=Objective(latency, args.slo_ms), interval=args.interval_s,

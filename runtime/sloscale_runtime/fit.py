@@ -9,10 +9,11 @@ the backend's per-request work in them); a least-squares line over those executi
 simulator's ServiceModel. What a request spends outside the batcher (client, gRPC,
 Triton's request handling) is measured once, on isolated requests, as a per-request constant.
 
-How early the instance takes its next batch (ServiceModel.close_at_fraction) shows in how long
-requests queue under an open-loop load: `measure_open_loop` sends one Poisson load and keeps the
-send times and Triton's mean queue time, and sloscale.sim.fidelity fits the fraction by
-replaying those send times through the simulator (this package does not import the simulator).
+How often the instance takes its next batch at once rather than when the running one ends
+(ServiceModel.early_close_share) shows in how long requests queue under an open-loop load:
+`measure_open_loop` sends one Poisson load and keeps the send times and Triton's mean queue
+time, and sloscale.sim.fidelity fits the share by replaying those send times through the
+simulator (this package does not import the simulator).
 The same probe is traced (sloscale_runtime.batch_trace): its batches one by one give how much a
 batch's time spreads around its size's mean (ServiceModel.batch_time_cv, `batch_time_cv`) and
 how long a slow spell lasts (ServiceModel.batch_time_tau_ms, `batch_time_tau_ms`).
@@ -59,7 +60,8 @@ class ServiceFit:
     overhead_ms: float  # per request, outside the batcher: added to simulated latency
     rms_residual_ms: float  # of the line over the fitted sizes
     timings: tuple[BatchTiming, ...]
-    close_at_fraction: float = 1.0  # fitted from an OpenLoopProbe; 1.0: the ideal batcher
+    close_at_fraction: float = 1.0  # 1.0: the ideal batcher
+    early_close_share: float = 0.0  # fitted from an OpenLoopProbe; 0.0: none closes early
     batch_time_cv: float = 0.0  # from the OpenLoopProbe's traced batches; 0.0: the line exactly
     batch_time_tau_ms: float = 0.0  # likewise; 0.0: each batch's multiplier drawn independently
 

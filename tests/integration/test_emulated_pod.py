@@ -26,8 +26,10 @@ from sloscale.sim.service import ServiceModel
 
 pytestmark = pytest.mark.integration
 MODEL = ServiceModel()  # 40 ms + 20 ms/item, batches of 8 after at most 5 ms
-# The ideal batcher, and next batches closed two thirds into the running one (Triton's
-# python backend on a CPU closes them 0.55 to 0.7 in, docs/sim-fidelity.md).
+# The ideal batcher, and next batches closed two thirds into the running one: rules without a
+# random draw, so the emulated and simulated pods run the same batches. Early closes drawn per
+# batch (early_close_share) draw from each side's own generator; tests/unit/test_emulator.py
+# holds the emulator to the simulator's rule for them.
 CLOSE_AT_FRACTIONS = (1.0, 0.65)
 SECONDS = 20.0
 SUMMARY_WINDOW_S = 30.0

@@ -3,16 +3,13 @@ of the fitted max throughput, the same send times replayed through the simulator
 
 User story: policies are tuned and compared in the simulator, so for a load Triton serves with
 some p50 and p95 the simulator must give about the same, or the tuning is wrong: within 20 %
-(GOAL). The ServiceModel is the profile's: its line refitted on the loads' batches (the shared
-machine's speed drifts), and, fitted on the profile's own open-loop probe, never on these loads,
-how early Triton closes its next batch, how much its batch times spread and how long their
-slow spells last (from Triton's traces of the probe; docs/sim-fidelity.md).
-
-p50 is held to the goal. p95 is held to BOUND while its goal is open: with the spread in spells
-modelled it read 4-15 % low over four quiet bench runs and 26 % low at 70 % in one test run
-whose sender stalled 207 ms (2026-12-03); the spells lift the simulated p95 by only 1-3 points
-at the cv of a quiet machine (0.05), so the goal still misses at times. `make bench-fidelity`
-prints both against the goal.
+(GOAL), p50 and p95. The ServiceModel is the profile's: its line refitted on the loads' batches
+(the shared machine's speed drifts), and, fitted on the profile's own open-loop probe, never on
+these loads, how often Triton takes its next batch at once rather than when the running one
+ends, how much its batch times spread and how long their slow spells last (from Triton's
+traces of the probe; docs/sim-fidelity.md). With the early closes drawn batch by batch
+(2026-12-03) three quiet bench runs read p50 -5 % to +6 % and p95 -3 % to +5 % at these
+levels (before, with one close fraction for every batch: p95 -5 % to -20 %).
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ from sloscale_runtime.triton import TritonServer
 
 pytestmark = pytest.mark.integration
 GOAL = 0.20
-BOUND = 0.30  # p95: the worst of five runs with spells was -26 %, of three before them -21 %
 # Up to 70 % of the fitted throughput: beyond, the sender, Triton and the model share the two
 # cores so tightly that the run measures the machine (`make bench-fidelity` still shows 85 %).
 FRACTIONS = (0.3, 0.5, 0.7)
@@ -65,11 +61,10 @@ def test_the_fitted_line_describes_the_batches(measured: Measured) -> None:
 
 
 @pytest.mark.parametrize("fraction", FRACTIONS)
-def test_simulated_p50_within_the_goal_and_p95_within_the_bound(measured: Measured,
-                                                                fraction: float) -> None:
+def test_simulated_p50_and_p95_within_the_goal(measured: Measured, fraction: float) -> None:
     _, _, levels = measured
     level = next(level for level in levels if level.load_fraction == fraction)
     assert level.errors == 0, describe(measured)
     assert level.requests >= 500, describe(measured)
     assert abs(level.p50_error) <= GOAL, describe(measured)
-    assert abs(level.p95_error) <= BOUND, describe(measured)
+    assert abs(level.p95_error) <= GOAL, describe(measured)

@@ -56,6 +56,18 @@ def test_closing_early_follows_the_simulators_rules() -> None:
         [65.0, 115.0, 145.0])
 
 
+def test_early_closes_follow_the_simulators_rules() -> None:
+    # tests/unit/test_sim_engine.py's case: every batch closing at once
+    replica = EmulatedReplica(replace(MODEL, close_at_fraction=0.5, early_close_share=1.0))
+    for arrival in (0.0, 0.010, 0.020):
+        replica.offer(arrival)
+    done = []
+    for step in range(1, 400):
+        done += replica.advance(step / 1000.0)
+    assert [(finish - arrival) * 1000.0 for arrival, finish in done] == pytest.approx(
+        [65.0, 115.0, 165.0])
+
+
 def test_requests_are_conserved_and_batching_kicks_in_under_load() -> None:
     service = EmulatedService(MODEL, seed=3)
     service.set_ready_pods(["a", "b"])

@@ -75,6 +75,29 @@ def test_the_next_batch_closes_at_the_close_fraction(close_at_fraction: float,
     np.testing.assert_allclose(one_pod([0.0, 0.010, 0.040], service), latency_ms, atol=1e-6)
 
 
+def test_an_early_close_takes_only_what_was_queued_when_the_running_batch_started() -> None:
+    # Every batch closing at once is the fraction 0: the request at 10 ms goes alone once its
+    # delay is up (15 ms) and runs after the first batch (65 + 60); the one at 20 ms is taken
+    # as that batch starts (65 ms) and runs after it (125 + 60). Closing half-way would have
+    # taken both at 35 ms as one batch (65 + 80).
+    arrivals = [0.0, 0.010, 0.020]
+    every = replace(SERVICE, close_at_fraction=0.5, early_close_share=1.0)
+    np.testing.assert_allclose(one_pod(arrivals, every), [65.0, 115.0, 165.0], atol=1e-6)
+    np.testing.assert_allclose(one_pod(arrivals, replace(SERVICE, close_at_fraction=0.5)),
+                               [65.0, 135.0, 125.0], atol=1e-6)
+
+
+def test_early_closes_are_drawn_per_batch_from_the_seed() -> None:
+    service = replace(SERVICE, close_at_fraction=0.8, early_close_share=0.3)
+    fractions = service.close_fractions(10_000, seed=4)
+    assert set(np.unique(fractions)) == {0.0, 0.8}
+    assert np.mean(fractions == 0.0) == pytest.approx(0.3, abs=0.02)
+    np.testing.assert_array_equal(service.close_fractions(10_000, seed=4), fractions)
+    assert SERVICE.close_fractions(10_000, seed=4).tolist() == [1.0]  # none early: one value
+    with pytest.raises(ValueError, match="--early-close-share"):
+        replace(SERVICE, early_close_share=1.5)
+
+
 def test_zero_load_latency_is_one_batch_plus_the_delay() -> None:
     latency = one_pod([float(t) for t in range(10)])
     np.testing.assert_allclose(latency, SERVICE.zero_load_ms)

@@ -32,27 +32,28 @@ def test_simulated_latency_keeps_the_callers_order_and_adds_the_overhead() -> No
                                with_overhead[order])
 
 
-@pytest.mark.parametrize("close_at_fraction", [0.4, 0.65, 1.0])
-def test_the_close_fraction_is_recovered_from_an_open_loop_probe(close_at_fraction: float
-                                                                 ) -> None:
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 0.9])
+def test_the_share_of_early_closes_is_recovered_from_an_open_loop_probe(share: float) -> None:
     sent_s = np.cumsum(np.random.default_rng(5).exponential(1 / 60.0, 480))
-    served = fidelity.one_pod(sent_s, replace(PROBE, close_at_fraction=close_at_fraction))
+    served = fidelity.one_pod(sent_s, replace(PROBE, early_close_share=share))
     probe = OpenLoopProbe(60.0, sent_s, float(np.mean(served.queue_ms)), ())
-    fitted = fidelity.fit_close_fraction(PROBE, probe)
-    assert fitted.close_at_fraction == pytest.approx(close_at_fraction, abs=0.02)
-    assert replace(fitted, close_at_fraction=PROBE.close_at_fraction) == PROBE
+    fitted = fidelity.fit_early_close(PROBE, probe)
+    assert fitted.early_close_share == pytest.approx(share, abs=0.03)
+    assert replace(fitted, early_close_share=PROBE.early_close_share) == PROBE
 
 
-def test_the_close_fraction_is_fitted_on_the_line_scaled_to_the_probes_batches() -> None:
+def test_the_early_closes_are_fitted_on_the_line_scaled_to_the_probes_batches() -> None:
     # The machine ran 20 % slower during the probe than the fit says: the replay must scale
     # the line to the probe's batches, or the slower service would pass for early closing.
-    sent_s = np.cumsum(np.random.default_rng(6).exponential(1 / 60.0, 480))
-    slower = replace(PROBE, base_ms=24.0, per_item_ms=6.0, close_at_fraction=0.8)
+    sent_s = np.cumsum(np.random.default_rng(6).exponential(1 / 60.0, 2000))
+    slower = replace(PROBE, base_ms=24.0, per_item_ms=6.0, early_close_share=0.4)
     served = fidelity.one_pod(sent_s, slower)
     timings = (line(1, 300, 24.0, 6.0), line(2, 60, 24.0, 6.0), line(3, 20, 24.0, 6.0))
     probe = OpenLoopProbe(60.0, sent_s, float(np.mean(served.queue_ms)), timings)
-    fitted = fidelity.fit_close_fraction(PROBE, probe)
-    assert fitted.close_at_fraction == pytest.approx(0.8, abs=0.02)
+    fitted = fidelity.fit_early_close(PROBE, probe)
+    assert fitted.early_close_share == pytest.approx(0.4, abs=0.03)
+    unscaled = fidelity.fit_early_close(PROBE, replace(probe, timings=()))
+    assert unscaled.early_close_share > 0.6  # the slower batches passed for early closing
     assert (fitted.base_ms, fitted.per_item_ms) == (PROBE.base_ms, PROBE.per_item_ms)
 
 
@@ -81,6 +82,16 @@ def test_server_batching_mean_size_and_busy_against_the_line() -> None:
     assert all(np.isnan(fidelity.server_batching([], fit)))
 
 
+def test_the_batch_a_request_ran_in_weighs_batches_by_their_requests() -> None:
+    # Ten batches of 1 and ten of 4: the mean batch is 2.5, but 40 of the 50 requests ran in
+    # a batch of 4.
+    assert fidelity.request_batch(np.array([1, 4]), np.array([10, 10])) == pytest.approx(3.4)
+    assert np.isnan(fidelity.request_batch(np.array([]), np.array([])))
+    # Four requests at once, once a second, on an idle pod: every batch holds the four.
+    sent_s = np.repeat(np.arange(10.0), 4)
+    assert fidelity.simulated_request_batch(sent_s, PROBE) == pytest.approx(4.0)
+
+
 def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
     run = level_run(0.6, [line(1, 100), line(4, 30)])
     fit = replace(PROBE, base_ms=12.0, per_item_ms=3.0)
@@ -89,6 +100,8 @@ def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
     assert (level.real_p50_ms, level.real_p95_ms) == (60.0, 60.0)  # 80 of 180 are at 30 ms
     assert level.p50_error == pytest.approx(level.sim_p50_ms / 60.0 - 1.0)
     assert (level.other_cores, level.max_late_ms, level.busy_vs_fit) == (0.25, 2.0, 1.0)
+    assert level.request_batch == pytest.approx((100 + 16 * 30) / (100 + 4 * 30))
+    assert 1.0 <= level.sim_request_batch <= PROBE.max_batch
     document = json.loads(fidelity.to_json(PROBE, fit, [replace(level, other_cores=np.nan)]))
     assert document["levels"][0]["other_cores"] is None  # JSON has no NaN
     assert document["load_fit"]["timings"] == [] and document["probe_fit"]["max_rps"] > 0
@@ -96,16 +109,16 @@ def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
                                                       f"{level.sim_p50_ms:.1f}"]
 
 
-def test_the_close_fraction_is_fitted_with_the_batch_time_spread() -> None:
-    # Triton's batches spread (cv 0.3) and it closes at 0.7, at 100 rps: a replay on the line
-    # alone would blame the spread's longer queues on earlier closing.
+def test_the_early_closes_are_fitted_with_the_batch_time_spread() -> None:
+    # Triton's batches spread (cv 0.3) and 40 % close their successor at once, at 100 rps: a
+    # replay on the line alone would blame the spread's longer queues on early closing.
     sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
     spread = replace(PROBE, batch_time_cv=0.3)
-    served = fidelity.one_pod(sent_s, replace(spread, close_at_fraction=0.7))
+    served = fidelity.one_pod(sent_s, replace(spread, early_close_share=0.4))
     probe = OpenLoopProbe(100.0, sent_s, float(np.mean(served.queue_ms)), ())
-    assert fidelity.fit_close_fraction(spread, probe).close_at_fraction == pytest.approx(
-        0.7, abs=0.05)
-    assert fidelity.fit_close_fraction(PROBE, probe).close_at_fraction < 0.63
+    assert fidelity.fit_early_close(spread, probe).early_close_share == pytest.approx(
+        0.4, abs=0.05)
+    assert fidelity.fit_early_close(PROBE, probe).early_close_share > 0.45
     assert fidelity.service_model(spread).batch_time_cv == 0.3
 
 
@@ -120,18 +133,18 @@ def test_with_a_spread_the_comparison_pools_draws_of_batch_times() -> None:
     assert level.sim_p95_ms != pytest.approx(np.percentile(one_draw, 95, method="inverted_cdf"))
 
 
-def test_the_close_fraction_is_fitted_with_the_slow_spells() -> None:
-    # Triton's batches spread (cv 0.3) in spells of 200 ms and it closes at 0.7, at 100 rps:
-    # a replay drawing the spread independently would blame the spells' longer queues on
-    # earlier closing.
+def test_the_early_closes_are_fitted_with_the_slow_spells() -> None:
+    # Triton's batches spread (cv 0.3) in spells of 200 ms and 40 % close their successor at
+    # once, at 100 rps: a replay drawing the spread independently would blame the spells'
+    # longer queues on early closing.
     sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
     spells = replace(PROBE, batch_time_cv=0.3, batch_time_tau_ms=200.0)
-    served = [fidelity.one_pod(sent_s, replace(spells, close_at_fraction=0.7), seed)
+    served = [fidelity.one_pod(sent_s, replace(spells, early_close_share=0.4), seed)
               for seed in fidelity.spread_seeds(spells)]
     probe = OpenLoopProbe(100.0, sent_s, float(np.mean([np.mean(s.queue_ms) for s in served])),
                           ())
-    assert fidelity.fit_close_fraction(spells, probe).close_at_fraction == pytest.approx(
-        0.7, abs=0.05)
+    assert fidelity.fit_early_close(spells, probe).early_close_share == pytest.approx(
+        0.4, abs=0.05)
     independent = replace(spells, batch_time_tau_ms=0.0)
-    assert fidelity.fit_close_fraction(independent, probe).close_at_fraction < 0.66
+    assert fidelity.fit_early_close(independent, probe).early_close_share > 0.44
     assert fidelity.service_model(spells).batch_time_tau_ms == 200.0

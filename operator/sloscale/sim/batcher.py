@@ -8,10 +8,12 @@ request's arrival, so a backlog goes at once); it takes everything queued by the
 it has finished, `first` being the batch's oldest request (ServiceModel.batch_scales: one
 multiplier per request, as each request is the oldest of at most one batch, so a request's
 batch draws the same multiplier under every policy; a single 1.0 for the line exactly). The
-instance can take its next batch once `close_fraction` of the running batch's time has passed
-(ServiceModel.close_at_fraction; 1.0 is the ideal batcher, which takes it when the running one
-ends). The emulator's replica (hack/emulator/replica.py) follows the same rules one request at
-a time in Python; these kernels exist because a 24 h trace has millions of requests per policy.
+instance can take its next batch once `close_fraction[first]` of the running batch's time has
+passed (ServiceModel.close_at_fraction, or at once for ServiceModel.early_close_share of the
+batches; 1.0 is the ideal batcher, which takes it when the running one ends; a single value
+for every batch). The emulator's replica (hack/emulator/replica.py) follows the same rules
+one request at a time in Python; these kernels exist because a 24 h trace has millions of
+requests per policy.
 
 A batch is final only once every arrival up to its closing is known: `advance_pod(p, until)`
 dispatches the batches that close by `until` and leaves the rest queued for the next call.
@@ -118,7 +120,7 @@ def advance_pod(p, until, arrivals_s, base_s, per_item_s, max_batch, delay_s, cl
         if queued[p] == 0:
             tail[p] = -1
         free_s[p] = finish
-        take_s[p] = start + close_fraction * service
+        take_s[p] = start + close_fraction[first % len(close_fraction)] * service
         batch_size[p] = size
 
 

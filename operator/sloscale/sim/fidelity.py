@@ -9,10 +9,11 @@ too, as the prediction a capacity profile would make. Simulated latency = the en
 + the per-request overhead measured on isolated requests (client, gRPC, Triton outside the
 batcher), which the ServiceModel lacks.
 
-How early Triton takes its next batch (ServiceModel.close_at_fraction) and how much its batch
-times spread and how long their slow spells last (ServiceModel.batch_time_cv and
-batch_time_tau_ms, from the probe's traces) are fitted on the profile's own open-loop probe
-(`fit_close_fraction`, sloscale_runtime.fit.batch_time_cv and batch_time_tau_ms), never on the
+How often Triton takes its next batch at once rather than when the running one ends
+(ServiceModel.early_close_share) and how much its batch times spread and how long their slow
+spells last (ServiceModel.batch_time_cv and batch_time_tau_ms, from the probe's traces) are
+fitted on the profile's own open-loop probe (`fit_early_close`,
+sloscale_runtime.fit.batch_time_cv and batch_time_tau_ms), never on the
 loads compared here; the load fit keeps all three.
 """
 
@@ -65,6 +66,10 @@ class LevelComparison:
     mean_batch: float  # the dynamic batcher's mean batch size
     busy_vs_fit: float  # the batches' busy time against the load fit's line for them
     other_cores: float
+    # The mean size of the batch a request ran in (sum of size^2 / sum of size), Triton's and
+    # the load fit's replay: at one mean batch size, how widely the sizes spread.
+    request_batch: float = float("nan")
+    sim_request_batch: float = float("nan")
 
     @property
     def p50_error(self) -> float:
@@ -78,6 +83,7 @@ class LevelComparison:
 def service_model(fit: ServiceFit) -> ServiceModel:
     return ServiceModel(fit.base_ms, fit.per_item_ms, fit.max_batch, fit.max_queue_delay_ms,
                         close_at_fraction=fit.close_at_fraction,
+                        early_close_share=fit.early_close_share,
                         batch_time_cv=fit.batch_time_cv,
                         batch_time_tau_ms=fit.batch_time_tau_ms)
 
@@ -88,10 +94,11 @@ def one_pod(arrivals_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> RunResult
                     service_model(fit), SimConfig(cold_start=ColdStart(60.0), seed=seed))
 
 
-def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -> ServiceFit:
-    """The fit with the close fraction at which the simulator queues the probe's requests as
-    long, on average, as Triton did (bisection: queueing only grows as the fraction falls).
-    1.0 (the ideal batcher) when even that queues them longer; 0.0 when even that is short.
+def fit_early_close(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -> ServiceFit:
+    """The fit with the share of batches that take their successor at once (the rest at their
+    end) at which the simulator queues the probe's requests as long, on average, as Triton did
+    (bisection: queueing grows with the share). 0.0 (the ideal batcher) when even that queues
+    them longer; 1.0 when even all early is short.
 
     The replay runs on the line scaled to the probe's own batches (their busy time against the
     line's): a shared machine's speed drifts between the closed-loop steps and the probe, and
@@ -102,25 +109,29 @@ def fit_close_fraction(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -
     arrivals = np.sort(probe.sent_s)
     _, busy_vs_line = server_batching(list(probe.timings), fit)
     scale = busy_vs_line if np.isfinite(busy_vs_line) else 1.0
-    replay = replace(fit, base_ms=fit.base_ms * scale, per_item_ms=fit.per_item_ms * scale)
+    replay = replace(fit, base_ms=fit.base_ms * scale, per_item_ms=fit.per_item_ms * scale,
+                     close_at_fraction=1.0)
 
-    # With a spread, one draw of batch times makes the queue time jump about as the fraction
-    # moves (other batches form, other multipliers apply) and the bisection lands anywhere
-    # within +-0.1; the mean over several draws falls smoothly.
-    def mean_queue_ms(fraction: float) -> float:
-        service = replace(replay, close_at_fraction=fraction)
+    # With a spread, one draw of batch times makes the queue time jump about as the share
+    # moves (other batches form, other multipliers apply); the mean over several draws falls
+    # smoothly.
+    def mean_queue_ms(share: float) -> float:
+        service = replace(replay, early_close_share=share)
         return float(np.mean([np.mean(one_pod(arrivals, service, seed).queue_ms)
                               for seed in spread_seeds(fit)]))
 
-    if mean_queue_ms(1.0) >= probe.mean_queue_ms:
-        return replace(fit, close_at_fraction=1.0)
-    if mean_queue_ms(0.0) <= probe.mean_queue_ms:
-        return replace(fit, close_at_fraction=0.0)
+    def fitted(share: float) -> ServiceFit:
+        return replace(fit, close_at_fraction=1.0, early_close_share=share)
+
+    if mean_queue_ms(0.0) >= probe.mean_queue_ms:
+        return fitted(0.0)
+    if mean_queue_ms(1.0) <= probe.mean_queue_ms:
+        return fitted(1.0)
     low, high = 0.0, 1.0
     for _ in range(steps):
         middle = (low + high) / 2
-        low, high = (middle, high) if mean_queue_ms(middle) > probe.mean_queue_ms else (low, middle)
-    return replace(fit, close_at_fraction=round((low + high) / 2, 3))
+        low, high = (low, middle) if mean_queue_ms(middle) > probe.mean_queue_ms else (middle, high)
+    return fitted(round((low + high) / 2, 3))
 
 
 def spread_seeds(fit: ServiceFit) -> range:
@@ -179,6 +190,21 @@ def server_batching(timings: list[BatchTiming], fit: ServiceFit) -> tuple[float,
     return items / executions, busy_ms / fitted_ms
 
 
+def request_batch(sizes: np.ndarray, executions: np.ndarray) -> float:
+    """The mean size of the batch a request ran in, over batches of `sizes` run `executions`
+    times each; nan when none ran."""
+    items = float(np.sum(sizes * executions))
+    return float(np.sum(sizes * sizes * executions)) / items if items else float("nan")
+
+
+def simulated_request_batch(sent_s: np.ndarray, fit: ServiceFit) -> float:
+    """`request_batch` of the replay (the requests a batch ran share its start)."""
+    run = one_pod(np.sort(sent_s), fit)
+    starts_s = run.admitted_s + run.queue_ms / 1000.0
+    _, sizes = np.unique(np.round(starts_s * 1e9), return_counts=True)
+    return request_batch(sizes, np.ones(len(sizes)))
+
+
 def compare(run: LevelRun, fit: ServiceFit, probe: ServiceFit,
             warmup_s: float = WARMUP_S) -> LevelComparison:
     """Nearest-rank p50/p95 of the real and simulated latencies of the requests sent after
@@ -203,12 +229,15 @@ def compare(run: LevelRun, fit: ServiceFit, probe: ServiceFit,
         run.result.max_late_ms, *p50_p95(run.result.latency_ms),
         *simulated(fit), *simulated(probe),
         *server_batching(run.timings, fit), run.other_cores,
+        request_batch(np.array([t.size for t in run.timings]),
+                      np.array([t.executions for t in run.timings])),
+        simulated_request_batch(sent_s, fit),
     )
 
 
 HEADER = (f"{'load':>5} {'offered rps':>11} {'requests':>8}  {'real p50':>8} {'sim p50':>8} "
           f"{'err':>6}  {'real p95':>8} {'sim p95':>8} {'err':>6}  {'batch':>5} {'busy/fit':>8} "
-          f"{'others':>6}  {'probe-fit err p50/p95':>21}")
+          f"{'others':>6}  {'probe-fit err p50/p95':>21}  {'batch per request real/sim':>26}")
 
 
 def format_row(level: LevelComparison) -> str:
@@ -218,15 +247,17 @@ def format_row(level: LevelComparison) -> str:
             f"{level.real_p50_ms:>8.1f} {level.sim_p50_ms:>8.1f} {level.p50_error:>+6.0%}  "
             f"{level.real_p95_ms:>8.1f} {level.sim_p95_ms:>8.1f} {level.p95_error:>+6.0%}  "
             f"{level.mean_batch:>5.1f} {level.busy_vs_fit:>8.2f} {level.other_cores:>6.2f}  "
-            f"{probe_p50:>+10.0%}/{probe_p95:<+10.0%}")
+            f"{probe_p50:>+10.0%}/{probe_p95:<+10.0%}  "
+            f"{level.request_batch:>15.1f} / {level.sim_request_batch:<8.1f}")
 
 
 def format_fit(name: str, fit: ServiceFit) -> str:
     sizes = ", ".join(f"{t.size}:{t.mean_ms:.1f}ms(x{t.executions})" for t in fit.timings)
     return (f"{name}: batch time {fit.base_ms:.2f} + {fit.per_item_ms:.2f} x size ms "
             f"(rms residual {fit.rms_residual_ms:.2f} ms), max_batch {fit.max_batch}, "
-            f"max_queue_delay {fit.max_queue_delay_ms:g} ms, next batch closed at "
-            f"{fit.close_at_fraction:.2f} of the running one, batch time cv "
+            f"max_queue_delay {fit.max_queue_delay_ms:g} ms, next batch closed at once in "
+            f"{fit.early_close_share:.0%} of batches, else at {fit.close_at_fraction:.2f} of "
+            f"the running one, batch time cv "
             f"{fit.batch_time_cv:.3f} in spells of {fit.batch_time_tau_ms:.0f} ms, overhead "
             f"{fit.overhead_ms:.2f} ms per request, max {fit.max_rps:.0f} rps\n"
             f"  per batch size: {sizes}")

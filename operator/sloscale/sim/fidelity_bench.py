@@ -2,8 +2,8 @@
 
 Builds the fidelity model (examples/models/fixed_plus_per_image.py), serves it on a local Triton
 (loopback), fits its ServiceModel from Triton's statistics (sloscale_runtime.fit; from an
-open-loop probe, the batch time's spread and its spells from Triton's traces and the close
-fraction, sloscale.sim.fidelity.fit_close_fraction), sends Poisson loads at fractions of the
+open-loop probe, the batch time's spread and its spells from Triton's traces and the share of
+early closes, sloscale.sim.fidelity.fit_early_close), sends Poisson loads at fractions of the
 fitted max throughput, replays each load's real send times through the simulator
 (sloscale.sim.fidelity) and prints real against simulated p50/p95; the JSON goes to --out. A
 benchmark, not a test: tests/integration/test_sim_fidelity.py asserts on the same code.
@@ -27,7 +27,7 @@ from sloscale.sim.fidelity import (
     LevelComparison,
     LevelRun,
     compare,
-    fit_close_fraction,
+    fit_early_close,
     format_fit,
     format_row,
     load_fit,
@@ -92,15 +92,15 @@ def measure(
     from sloscale_runtime import loadgen
 
     probe = fitting.measure_service(http_url, grpc_url, model, progress=progress)
-    # How much batch times spread, in spells how long, and how early Triton closes its next
-    # batch, from the profile's own open-loop load (another rate and other send times than the
-    # loads compared below). The spread first: it (and more so in spells) lengthens the
-    # replay's queues, and the close fraction is fitted on the replay's queue time.
+    # How much batch times spread, in spells how long, and how often Triton closes its next
+    # batch at once, from the profile's own open-loop load (another rate and other send times
+    # than the loads compared below). The spread first: it (and more so in spells) lengthens
+    # the replay's queues, and the share of early closes is fitted on the replay's queue time.
     open_loop = fitting.measure_open_loop(http_url, grpc_url, model,
                                           fitting.OPEN_LOOP_FRACTION * probe.max_rps)
     probe = replace(probe, batch_time_cv=fitting.batch_time_cv(open_loop.batches),
                     batch_time_tau_ms=fitting.batch_time_tau_ms(open_loop.batches))
-    probe = fit_close_fraction(probe, open_loop)
+    probe = fit_early_close(probe, open_loop)
     progress(f"open-loop probe {open_loop.rate_rps:.0f} rps: {len(open_loop.sent_s)} requests, "
              f"Triton queued them {open_loop.mean_queue_ms:.1f} ms on average; "
              f"{len(open_loop.batches)} traced batches")

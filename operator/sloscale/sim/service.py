@@ -22,9 +22,9 @@ class ServiceModel:
     close_at_fraction: how far into the running batch (as a fraction of its service time) the
     instance takes the next one, which is then closed with what is queued and waits for the
     running batch to end. 1.0 is the ideal batcher (the next batch closes when the running one
-    ends). Triton 2.51's python backend on a CPU takes it earlier, between half-way and two
-    thirds in (docs/sim-fidelity.md); `sloscale_runtime.fit` measures it and
-    sloscale.sim.fidelity fits it.
+    ends). Triton 2.51's python backend on a CPU is better described batch by batch
+    (early_close_share, below): one fraction for every batch, fitted at 0.55 to 0.7 on the
+    same probes, gave its mean queue time but too even batch sizes (docs/sim-fidelity.md).
 
     batch_time_cv: how much one batch's time spreads around the line (coefficient of
     variation): each batch takes the line times a multiplier of mean 1 drawn from a lognormal
@@ -39,6 +39,14 @@ class ServiceModel:
     slow batches come in runs: a neighbour's burst or a frequency step lasts several batches,
     and a run of slow batches queues far more than the same batches spread out. Fitted from
     the same traces (sloscale_runtime.fit.batch_time_tau_ms).
+
+    early_close_share: the share of batches during which the instance takes the next batch at
+    once (with what is queued when the running one starts, close fraction 0); the others take
+    it at close_at_fraction. 0.0, the default, is close_at_fraction for every batch. Triton
+    2.51's python backend on a CPU does either: its traced close times pile up near the
+    running batch's start and near its end, and the sizes of its batches spread far wider
+    than one fraction for all gives at the same mean size (docs/sim-fidelity.md). Drawn per
+    batch from the seed, as the multipliers are.
     """
 
     base_ms: float = 40.0
@@ -49,6 +57,7 @@ class ServiceModel:
     close_at_fraction: float = 1.0
     batch_time_cv: float = 0.0
     batch_time_tau_ms: float = 0.0
+    early_close_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.base_ms < 0 or self.per_item_ms < 0 or self.base_ms + self.per_item_ms <= 0:
@@ -67,16 +76,29 @@ class ServiceModel:
         if not 0.0 <= self.batch_time_tau_ms < math.inf:
             raise ValueError(
                 f"--batch-time-tau-ms must be >= 0 and finite, got {self.batch_time_tau_ms}")
+        if not 0.0 <= self.early_close_share <= 1.0:
+            raise ValueError(
+                f"--early-close-share must be within [0, 1], got {self.early_close_share}")
 
     def batcher_args(self, arrivals_s: np.ndarray, seed: int) -> tuple[Any, ...]:
         """The batcher kernels' parameters for these arrivals: base, per item, max batch and
-        batching delay in seconds, the close fraction, and one multiplier per request (drawn
-        from the seed, the same for every policy replayed on those arrivals)."""
+        batching delay in seconds, the close fractions and the multipliers (one per request,
+        read by the batch it is the oldest of; drawn from the seed, the same for every policy
+        replayed on those arrivals; a single value when they do not vary)."""
         rng = np.random.default_rng([seed, 2])
         scales = (self.correlated_batch_scales(arrivals_s, rng) if self.batch_time_tau_ms > 0
                   else self.batch_scales(len(arrivals_s), rng))
         return (self.base_ms / 1000.0, self.per_item_ms / 1000.0, self.max_batch,
-                self.max_queue_delay_ms / 1000.0, self.close_at_fraction, scales)
+                self.max_queue_delay_ms / 1000.0, self.close_fractions(len(arrivals_s), seed),
+                scales)
+
+    def close_fractions(self, count: int, seed: int) -> np.ndarray:
+        """`count` close fractions, one per batch: 0.0 for early_close_share of them, else
+        close_at_fraction; a single value when no batch closes early."""
+        if self.early_close_share == 0.0:
+            return np.array([self.close_at_fraction])
+        early = np.random.default_rng([seed, 3]).random(max(count, 1)) < self.early_close_share
+        return np.where(early, 0.0, self.close_at_fraction)
 
     def batch_scales(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """`count` multipliers of the line, one per batch: lognormal with mean 1 and cv
