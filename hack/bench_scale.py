@@ -200,6 +200,20 @@ def _services_decided(url: str) -> int:
     return len(decided)
 
 
+def _status_writes_by_cause(url: str) -> dict[str, int]:
+    """The autoscaler's status writes since its process started, by cause (its /metrics)."""
+    try:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+    except OSError:
+        return {}
+    causes = {}
+    for line in text.splitlines():
+        if line.startswith("sloscale_autoscaler_status_writes_total{"):
+            cause = line[line.index('cause="') + 7:line.index('"}')]
+            causes[cause] = int(float(line.rsplit(" ", 1)[1]))
+    return causes
+
+
 def _resumed(log_path: Path, offset: int) -> int:
     """kopf's 'Resuming is processed' lines in the operator's log after `offset` bytes."""
     with log_path.open("rb") as log:
@@ -245,6 +259,8 @@ def measure_restart(cluster: LocalCluster, operator: subprocess.Popen[bytes], se
           f"(each decides every {SERVICE_INTERVAL_S:g}s)")
     print(f"  operator CPU until then          {cpu_after:.1f}s (a new process); RSS {rss:.0f} MB")
     print(f"  operator writes, 30 s from the restart   {sum(writes.values())}  {writes}")
+    print(f"  autoscaler status writes since the restart, by cause  "
+          f"{_status_writes_by_cause(metrics_url)}")
     print(f"  operator writes, 30 s running before it  {sum(before.values())}  {before}")
     return operator
 

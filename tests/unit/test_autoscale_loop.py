@@ -107,11 +107,16 @@ def tick(loop: AutoscalerLoop, now: float) -> dict[str, TickOutcome]:
 
 def test_a_busy_service_is_scaled_with_an_event_and_a_status() -> None:
     kube, source = FakeKube(service("a")), FakeSource({"a": 35.0})
-    outcomes = tick(new_loop(kube, source, [0.0]), NOW + 60)
+    loop = new_loop(kube, source, [0.0])
+    outcomes = tick(loop, NOW + 60)
     # KEDA's AverageValue: ceil(35 rps / (0.7 x 10 rps per replica)) = 5 replicas.
     assert outcomes["a"].desired_replicas == 5
     assert kube.named("scale") == [("a", 5)] and kube.named("event") == ["Scaled"]
     assert kube.statuses["a"]["autoscaling"]["desiredReplicas"] == 5
+    # The write is counted by what made it news: the replicas the service had no word on.
+    writes = loop.metrics.registry.get_sample_value(
+        "sloscale_autoscaler_status_writes_total", {"cause": "desiredReplicas"})
+    assert writes == 1.0
 
 
 def test_missing_metrics_hold_and_say_so() -> None:

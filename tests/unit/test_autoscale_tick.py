@@ -242,7 +242,7 @@ def test_operator_metrics_expose_decisions_and_replicas() -> None:
 
 
 def test_status_is_rewritten_only_when_something_an_sre_reads_changed() -> None:
-    from sloscale.autoscale.status import needs_write
+    from sloscale.autoscale.status import write_cause
 
     outcome = decide_tick(WantsFixed(4), SPEC, "active", FRESH, _pods(4, 4), None, 100.0)
     conditions = [{"type": c.type, "status": "True" if c.status else "False", "reason": c.reason}
@@ -256,18 +256,23 @@ def test_status_is_rewritten_only_when_something_an_sre_reads_changed() -> None:
     service = {"status": {"autoscaling": written, "conditions": conditions}}
     now = datetime(2026, 11, 22, 7, 0, 30, tzinfo=UTC).timestamp()
     fresh = {**written, "observed": {"rps": 51}}
-    assert not needs_write(service, fresh, outcome, now)  # only numbers moved, 30 s old
-    assert not needs_write(service, fresh, outcome, now + 31)  # a minute old, within 5 %
+    assert write_cause(service, fresh, outcome, now) is None  # only numbers moved, 30 s old
+    assert write_cause(service, fresh, outcome, now + 31) is None  # a minute old, within 5 %
     moved = {**written, "observed": {"rps": 60}}
-    assert not needs_write(service, moved, outcome, now)  # moved, but only 30 s old
-    assert needs_write(service, moved, outcome, now + 31)  # a minute old and moved: refresh
-    assert needs_write(service, {**written, "observed": {"rps": 50, "latencyMs": 9}}, outcome,
-                       now + 31)  # a figure that was missing
+    assert write_cause(service, moved, outcome, now) is None  # moved, but only 30 s old
+    assert write_cause(service, moved, outcome, now + 31) == "observed"  # old and moved
+    assert write_cause(service, {**written, "observed": {"rps": 50, "latencyMs": 9}}, outcome,
+                       now + 31) == "observed"  # a figure that was missing
     pruned = {**written, "observed": {"rps": 50, "available": True, "time": "t"}}
-    assert not needs_write(service, pruned, outcome, now + 31)  # what the CRD drops is no news
-    assert needs_write(service, {**fresh, "desiredReplicas": 5}, outcome, now)
+    assert write_cause(service, pruned, outcome, now + 31) is None  # the CRD drops those
+    assert write_cause(service, {**fresh, "desiredReplicas": 5}, outcome, now) == (
+        "desiredReplicas")
+    assert write_cause(service, {**fresh, "decisions": []}, outcome, now) == "decisions"
     blind = decide_tick(WantsFixed(4), SPEC, "active", MISSING, _pods(4, 4), None, 100.0)
-    assert needs_write(service, fresh, blind, now)  # MetricsAvailable flipped
+    assert write_cause(service, fresh, blind, now) == "condition:MetricsAvailable"
+    unwritten = {"status": {"autoscaling": {**written, "lastDecision": {}},
+                            "conditions": conditions}}
+    assert write_cause(unwritten, fresh, outcome, now) == "first"
 
 
 def test_slow_ticks_do_not_herd_services_into_one_tick() -> None:

@@ -25,7 +25,7 @@ from sloscale.autoscale.policies.base import AutoscalingSpec, Policy
 from sloscale.autoscale.policies.slo import UNSCHEDULABLE_BACKOFF_S
 from sloscale.autoscale.promql import ServiceKey, ServiceMetrics
 from sloscale.autoscale.replicas import census
-from sloscale.autoscale.status import autoscaling_status, needs_write
+from sloscale.autoscale.status import autoscaling_status, write_cause
 from sloscale.autoscale.telemetry import AutoscalerMetrics
 from sloscale.autoscale.tick import TickOutcome, decide_tick, invalid_config
 
@@ -299,8 +299,10 @@ class AutoscalerLoop:
                 f"{outcome.reason}",
             )
         autoscaling = autoscaling_status(service, outcome, metrics, now)
-        if needs_write(service, autoscaling, outcome, now):
+        cause = write_cause(service, autoscaling, outcome, now)
+        if cause is not None:
             self.kube.write_status(service, autoscaling, outcome, now)
+            self.metrics.status_writes.labels(cause).inc()
 
 
 def first_due(key: ServiceKey, interval_s: float, tick_s: float, now: float) -> float:

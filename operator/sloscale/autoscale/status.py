@@ -17,11 +17,13 @@ OBSERVED_TOLERANCE = 0.05
 OBSERVED_FIGURES = ("rps", "latencyMs", "queueMs", "pending")
 
 
-def needs_write(
+def write_cause(
     service: dict[str, Any], autoscaling: dict[str, Any], outcome: TickOutcome, now: float
-) -> bool:
-    """Skip status writes that would only refresh the observed numbers, up to a minute old,
-    or that would refresh them with figures within 5 % of the written ones.
+) -> str | None:
+    """Why this decision's status is news, or None to skip the write: "desiredReplicas",
+    "decisions", "condition:<type>", "first" (no decision written yet) or "observed".
+    Skipped: writes that would only refresh the observed numbers, up to a minute old, or
+    refresh them with figures within 5 % of the written ones.
 
     With a thousand services a write per decision would be the loop's main cost; what an
     SRE reads (decisions, conditions) is always written at once. A refresh every minute
@@ -30,20 +32,21 @@ def needs_write(
     """
     status = service.get("status") or {}
     previous = status.get("autoscaling") or {}
-    if previous.get("desiredReplicas") != autoscaling["desiredReplicas"]:
-        return True
-    if previous.get("decisions") != autoscaling["decisions"]:
-        return True
+    for field in ("desiredReplicas", "decisions"):
+        if previous.get(field) != autoscaling[field]:
+            return field
     seen = {c.get("type"): (c.get("status"), c.get("reason")) for c in status.get("conditions", [])}
     for condition in outcome.conditions:
         wanted = ("True" if condition.status else "False", condition.reason)
         if seen.get(condition.type) != wanted:
-            return True
+            return f"condition:{condition.type}"
     written = (previous.get("lastDecision") or {}).get("time")
     if written is None:
-        return True
-    return now - _parse_iso(written) >= STATUS_REFRESH_S and observed_moved(
-        previous.get("observed") or {}, autoscaling.get("observed") or {})
+        return "first"
+    if now - _parse_iso(written) >= STATUS_REFRESH_S and observed_moved(
+            previous.get("observed") or {}, autoscaling.get("observed") or {}):
+        return "observed"
+    return None
 
 
 def observed_moved(written: dict[str, Any], seen: dict[str, Any]) -> bool:

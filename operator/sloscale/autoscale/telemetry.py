@@ -51,6 +51,12 @@ class AutoscalerMetrics:
             "sloscale_autoscaler_loop_duration_seconds", "Time one loop tick took",
             registry=self.registry,
         )  # fmt: skip
+        self.status_writes = Counter(
+            "sloscale_autoscaler_status_writes",
+            "status.autoscaling writes, by what made the decision news (desiredReplicas, "
+            "decisions, condition:<type>, first, observed)",
+            ("cause",), registry=self.registry,
+        )  # fmt: skip
         self.query_errors = Counter(
             "sloscale_prometheus_query_errors", "Ticks whose Prometheus queries failed",
             registry=self.registry,
