@@ -21,6 +21,19 @@ def line(size: int, executions: int, base_ms: float = 12.0, per_item_ms: float =
     return BatchTiming(size, executions, base_ms + per_item_ms * size)
 
 
+def mean_queue_ms(sent_s: np.ndarray, served: ServiceFit) -> float:
+    """How long `served` queues the requests on average over the draws a fit pools."""
+    return float(np.mean([np.mean(fidelity.one_pod(sent_s, served, seed).queue_ms)
+                          for seed in fidelity.spread_seeds(served)]))
+
+
+def test_a_prediction_pools_draws_whenever_batches_draw_anything() -> None:
+    assert len(fidelity.spread_seeds(PROBE)) == 1  # the line, every batch closing alike
+    for drawing in (replace(PROBE, batch_time_cv=0.1), replace(PROBE, early_close_share=0.5)):
+        assert len(fidelity.spread_seeds(drawing)) == fidelity.SPREAD_SEEDS
+    assert len(fidelity.spread_seeds(replace(PROBE, early_close_share=1.0))) == 1
+
+
 def test_simulated_latency_keeps_the_callers_order_and_adds_the_overhead() -> None:
     sent_s = np.random.default_rng(3).uniform(0, 20, 400)  # not sorted
     without = fidelity.simulated_latency_ms(sent_s, replace(PROBE, overhead_ms=0.0))
@@ -34,9 +47,9 @@ def test_simulated_latency_keeps_the_callers_order_and_adds_the_overhead() -> No
 
 @pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 0.9])
 def test_the_share_of_early_closes_is_recovered_from_an_open_loop_probe(share: float) -> None:
-    sent_s = np.cumsum(np.random.default_rng(5).exponential(1 / 60.0, 480))
-    served = fidelity.one_pod(sent_s, replace(PROBE, early_close_share=share))
-    probe = OpenLoopProbe(60.0, sent_s, float(np.mean(served.queue_ms)), ())
+    sent_s = np.cumsum(np.random.default_rng(5).exponential(1 / 60.0, 2000))
+    probe = OpenLoopProbe(60.0, sent_s, mean_queue_ms(sent_s, replace(PROBE,
+                                                                      early_close_share=share)), ())
     fitted = fidelity.fit_early_close(PROBE, probe)
     assert fitted.early_close_share == pytest.approx(share, abs=0.03)
     assert replace(fitted, early_close_share=PROBE.early_close_share) == PROBE
@@ -47,9 +60,8 @@ def test_the_early_closes_are_fitted_on_the_line_scaled_to_the_probes_batches() 
     # the line to the probe's batches, or the slower service would pass for early closing.
     sent_s = np.cumsum(np.random.default_rng(6).exponential(1 / 60.0, 2000))
     slower = replace(PROBE, base_ms=24.0, per_item_ms=6.0, early_close_share=0.4)
-    served = fidelity.one_pod(sent_s, slower)
     timings = (line(1, 300, 24.0, 6.0), line(2, 60, 24.0, 6.0), line(3, 20, 24.0, 6.0))
-    probe = OpenLoopProbe(60.0, sent_s, float(np.mean(served.queue_ms)), timings)
+    probe = OpenLoopProbe(60.0, sent_s, mean_queue_ms(sent_s, slower), timings)
     fitted = fidelity.fit_early_close(PROBE, probe)
     assert fitted.early_close_share == pytest.approx(0.4, abs=0.03)
     unscaled = fidelity.fit_early_close(PROBE, replace(probe, timings=()))
@@ -114,8 +126,8 @@ def test_the_early_closes_are_fitted_with_the_batch_time_spread() -> None:
     # replay on the line alone would blame the spread's longer queues on early closing.
     sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
     spread = replace(PROBE, batch_time_cv=0.3)
-    served = fidelity.one_pod(sent_s, replace(spread, early_close_share=0.4))
-    probe = OpenLoopProbe(100.0, sent_s, float(np.mean(served.queue_ms)), ())
+    probe = OpenLoopProbe(100.0, sent_s, mean_queue_ms(sent_s, replace(
+        spread, early_close_share=0.4)), ())
     assert fidelity.fit_early_close(spread, probe).early_close_share == pytest.approx(
         0.4, abs=0.05)
     assert fidelity.fit_early_close(PROBE, probe).early_close_share > 0.45
@@ -139,10 +151,8 @@ def test_the_early_closes_are_fitted_with_the_slow_spells() -> None:
     # longer queues on early closing.
     sent_s = np.cumsum(np.random.default_rng(8).exponential(1 / 100.0, 4000))
     spells = replace(PROBE, batch_time_cv=0.3, batch_time_tau_ms=200.0)
-    served = [fidelity.one_pod(sent_s, replace(spells, early_close_share=0.4), seed)
-              for seed in fidelity.spread_seeds(spells)]
-    probe = OpenLoopProbe(100.0, sent_s, float(np.mean([np.mean(s.queue_ms) for s in served])),
-                          ())
+    probe = OpenLoopProbe(100.0, sent_s, mean_queue_ms(sent_s, replace(
+        spells, early_close_share=0.4)), ())
     assert fidelity.fit_early_close(spells, probe).early_close_share == pytest.approx(
         0.4, abs=0.05)
     independent = replace(spells, batch_time_tau_ms=0.0)

@@ -135,8 +135,10 @@ def fit_early_close(fit: ServiceFit, probe: OpenLoopProbe, steps: int = 14) -> S
 
 
 def spread_seeds(fit: ServiceFit) -> range:
-    """The draws of batch times a prediction pools: one for the line, which draws nothing."""
-    return range(SPREAD_SEEDS if fit.batch_time_cv > 0 else 1)
+    """The draws of batch times and early closes a prediction pools: one for the line with
+    every batch closing alike, which draws nothing."""
+    draws = fit.batch_time_cv > 0 or 0.0 < fit.early_close_share < 1.0
+    return range(SPREAD_SEEDS if draws else 1)
 
 
 def simulated_latency_ms(sent_s: np.ndarray, fit: ServiceFit, seed: int = 0) -> np.ndarray:

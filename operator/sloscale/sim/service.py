@@ -96,7 +96,7 @@ class ServiceModel:
         """`count` close fractions, one per batch: 0.0 for early_close_share of them, else
         close_at_fraction; a single value when no batch closes early."""
         if self.early_close_share == 0.0:
-            return np.array([self.close_at_fraction])
+            return np.array([self.close_at_fraction], dtype=np.float64)
         early = np.random.default_rng([seed, 3]).random(max(count, 1)) < self.early_close_share
         return np.where(early, 0.0, self.close_at_fraction)
 
