@@ -85,7 +85,8 @@ bench-scale: install ## 1,000 InferenceServices: tick cost, PromQL per tick, ope
 	@$(PY) -m hack.bench_scale --services 1000 --rate 20
 
 bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, the slo ablations and parameter sweep, 24 h speed run
-	@$(PY) -m sloscale.sim.bench --traces $(TRACES) --out $(CURDIR)/.sloscale/bench --ablations --slo-sweep
+	@$(PY) -m sloscale.sim.bench --traces $(TRACES) --out $(CURDIR)/.sloscale/bench --ablations --slo-sweep \
+		--fidelity $(CURDIR)/.sloscale/bench-fidelity/fidelity.json
 
 bench-fidelity: venv system-deps ## the simulator against a real Triton: p50/p95 at 30/60/85 % load (writes .sloscale/bench-fidelity/)
 	@$(PY) -m sloscale.sim.fidelity_bench --out $(CURDIR)/.sloscale/bench-fidelity

@@ -119,6 +119,13 @@ def test_compare_counts_after_the_warm_up_and_writes_json() -> None:
     assert document["load_fit"]["timings"] == [] and document["probe_fit"]["max_rps"] > 0
     assert fidelity.format_row(level).split()[:5] == ["60%", "20.0", "180", "60.0",
                                                       f"{level.sim_p50_ms:.1f}"]
+    # bench-autoscale prints the table back from the JSON; an older one lacks the newer
+    # figures, which then read unknown
+    back = fidelity.levels_from_json(fidelity.to_json(PROBE, fit, [level]))
+    assert back == [level]
+    old = json.loads(fidelity.to_json(PROBE, fit, [level]))
+    del old["levels"][0]["request_batch"]
+    assert np.isnan(fidelity.levels_from_json(json.dumps(old))[0].request_batch)
 
 
 def test_the_early_closes_are_fitted_with_the_batch_time_spread() -> None:

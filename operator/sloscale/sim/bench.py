@@ -309,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the slo policy without each of its parts")
     parser.add_argument("--slo-sweep", action="store_true",
                         help="also move each slo parameter around its default")
+    parser.add_argument("--fidelity", type=Path, default=None,
+                        help="fidelity.json of `make bench-fidelity`: print its table too")
     args = parser.parse_args(argv)
     paths = sorted(p for p in args.traces.iterdir() if p.suffix in (".csv", ".jsonl"))
     if not paths:
@@ -332,8 +334,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_speed:
         results["speed"] = bench_speed(paths[0], args)
     (args.out / "bench-autoscale.json").write_text(json.dumps(results, indent=2, default=float))
+    if args.fidelity is not None:
+        print_fidelity(args.fidelity)
     print(f"\nplots and JSON in {args.out}/")
     return 0
+
+
+def print_fidelity(path: Path) -> None:
+    """The simulator against a real Triton, as `make bench-fidelity` last measured it: the
+    tables above are only as true as this one (it needs a Triton, so it is not rerun here)."""
+    from sloscale.sim.fidelity import HEADER, format_row, levels_from_json
+
+    print("\n## the simulator against a real Triton (one replica; `make bench-fidelity`)")
+    if not path.is_file():
+        print(f"not measured here yet: `make bench-fidelity` writes {path}")
+        return
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    print(f"measured {measured} ({path})")
+    print(HEADER)
+    for level in levels_from_json(path.read_text()):
+        print(format_row(level))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ loads compared here; the load fit keeps all three.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -280,3 +280,12 @@ def to_json(probe: ServiceFit, fit: ServiceFit, levels: list[LevelComparison]) -
         "levels": rows,
     }
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def levels_from_json(text: str) -> list[LevelComparison]:
+    """The levels of a `to_json` document (null back to nan; figures an older document
+    lacks take their defaults)."""
+    names = {f.name for f in fields(LevelComparison)}
+    return [LevelComparison(**{k: float("nan") if v is None else v
+                               for k, v in row.items() if k in names})
+            for row in json.loads(text)["levels"]]
