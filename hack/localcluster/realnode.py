@@ -301,15 +301,24 @@ def stop(local: LocalCluster) -> None:
 
 
 def _drain(local: LocalCluster) -> None:
-    """Cordon, delete every pod on the node, wait until containerd runs none of them."""
+    """Cordon, delete every pod on the node, wait until containerd runs none of them and the
+    kubelet has stopped their sandboxes (the IPAM plugin has released every address: a task
+    ends before its sandbox's network is torn down, and a sandbox removed later through
+    containerd alone would keep its address)."""
     local.kubectl("cordon", NODE_NAME, check=False, timeout=KUBECTL_TIMEOUT_S)
     local.kubectl(
         "delete", "pods", "--all-namespaces", f"--field-selector=spec.nodeName={NODE_NAME}",
         "--grace-period=5", "--wait=false", check=False, timeout=KUBECTL_TIMEOUT_S,
     )  # fmt: skip
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while time.monotonic() < deadline and _running_tasks(local):
+    while time.monotonic() < deadline and (_running_tasks(local) or allocated_addresses(local)):
         time.sleep(0.5)
+
+
+def allocated_addresses(local: LocalCluster) -> list[str]:
+    """The pod addresses the IPAM plugin holds on this node's bridge (one file each)."""
+    ipam = node_dir(local) / "cni" / "ipam" / podnet.network_name(local.root)
+    return sorted(p.name for p in ipam.glob("*") if p.name[:1].isdigit()) if ipam.is_dir() else []
 
 
 def _running_tasks(local: LocalCluster) -> list[str]:
