@@ -185,14 +185,18 @@ def writes_by_agent(audit_logs: list[Path], since: str, until: str
     return counts
 
 
+def _scrape(url: str) -> str:
+    """The operator's /metrics page; empty while it does not answer."""
+    try:
+        return str(urllib.request.urlopen(url, timeout=10).read().decode())
+    except OSError:
+        return ""
+
+
 def _services_decided(url: str) -> int:
     """Services with at least one autoscaling decision since the operator started."""
-    try:
-        text = urllib.request.urlopen(url, timeout=10).read().decode()
-    except OSError:
-        return 0
     decided = set()
-    for line in text.splitlines():
+    for line in _scrape(url).splitlines():
         if line.startswith("sloscale_autoscaler_decisions_total{") and \
                 float(line.rsplit(" ", 1)[1]) > 0:
             labels = line[line.index("{") + 1:line.index("}")]
@@ -202,12 +206,8 @@ def _services_decided(url: str) -> int:
 
 def _status_writes_by_cause(url: str) -> dict[str, int]:
     """The autoscaler's status writes since its process started, by cause (its /metrics)."""
-    try:
-        text = urllib.request.urlopen(url, timeout=10).read().decode()
-    except OSError:
-        return {}
     causes = {}
-    for line in text.splitlines():
+    for line in _scrape(url).splitlines():
         if line.startswith("sloscale_autoscaler_status_writes_total{"):
             cause = line[line.index('cause="') + 7:line.index('"}')]
             causes[cause] = int(float(line.rsplit(" ", 1)[1]))
