@@ -111,16 +111,28 @@ def test_learned_errors_keep_headroom_for_the_jumps_the_service_makes() -> None:
     loads = [(20.0, 60.0 if step % 8 == 0 else 20.0) for step in range(60)]
     history = run(SloPolicy(), loads, 2)
     assert history[-1] == 6  # ceil(20 * 3 / 10), between the jumps too
-    calm = run(SloPolicy(), [(20.0, 20.0)] * 60, 6)
-    assert calm[-1] == 2  # a steady service learns ratio 1 and needs ceil(20 / 10)
+    calm = run(SloPolicy(), [(18.0, 18.0)] * 60, 6)
+    assert calm[-1] == 2  # a steady service learns ratio 1 and needs ceil(18 / 10)
 
 
 def test_scale_down_is_stepwise_over_a_horizon() -> None:
-    history = run(SloPolicy(), [(20.0, 20.0)] * 60, 12)
+    history = run(SloPolicy(), [(18.0, 18.0)] * 60, 12)
     steps = [(a, b) for a, b in zip(history, history[1:], strict=False) if b < a]
-    # ceil(12 * 15 / 90) = 2 pods a decision at most, down to ceil(20 / 10)
+    # ceil(12 * 15 / 90) = 2 pods a decision at most, down to ceil(18 / 10)
     assert steps and all(a - b <= -(-a * 15 // 90) for a, b in steps)
     assert history[-1] == 2
+
+
+@pytest.mark.parametrize(("tolerance", "expected"), [(0.1, [3]), (0.0, [3, 2, 3])])
+def test_a_demand_near_a_pod_boundary_does_not_release_a_pod(tolerance: float,
+                                                             expected: list[int]) -> None:
+    # Demand moves between just under and just over 2 pods' worth (19 and 21 rps at 10 rps a
+    # pod, as 32.1 and 34.4 at 16.9 did in a closed-loop run): without a dead band the third
+    # pod is released at 19 and asked for again at 21.
+    policy = SloPolicy(params=SloParams(scale_down_tolerance=tolerance))
+    loads = [(21.0, 21.0)] * 40 + [(19.0, None)] * 16 + [(21.0, None)] * 16
+    history = run(policy, loads, 3)[40:]
+    assert [n for i, n in enumerate(history) if i == 0 or n != history[i - 1]] == expected
 
 
 def test_measured_cold_start_sets_the_horizon() -> None:

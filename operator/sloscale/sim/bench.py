@@ -244,6 +244,7 @@ SLO_SWEEP = (
     "slo[neighbourhood_factor=2]", "slo[healthy_latency_fraction=0.6]",
     "slo[healthy_latency_fraction=0.9]", "slo[max_capacity_cut=0.5]", "slo[max_capacity_cut=0.9]",
     "slo[recovery_rate=1.005]", "slo[recovery_rate=1.1]",
+    "slo[scale_down_tolerance=0]", "slo[scale_down_tolerance=0.2]",
 )
 
 

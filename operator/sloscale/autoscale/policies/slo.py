@@ -14,7 +14,7 @@ asked for now could be Ready? The parts:
   the policy corrects online from what the pods report. For any such monotone model the fewest
   pods whose predicted percentile at demand Q stays under the target is ceil(Q / c);
 - a breach raises the count at once from the demand now; capacity is released, stepwise, only
-  when the demand quantile of a whole horizon fits in fewer pods.
+  when the demand quantile of a whole horizon fits in fewer pods with a tolerance to spare.
 
 Every time constant follows from the spec (interval, objective, cold start) or is measured;
 the parameters left are SloParams', each with its measured effect in docs/benchmarks.md.
@@ -59,6 +59,13 @@ class SloParams:
     # healthy a cut capacity recovers toward the profile by `recovery_rate` per decision.
     max_capacity_cut: float = 0.8
     recovery_rate: float = 1.02
+    # A pod is released only when the window's demand quantile raised by this share still fits
+    # in fewer pods: without a dead band, a quantile hovering on a pod boundary releases a pod
+    # and asks for it again one decision later. The HPA's tolerance, same default
+    # (--horizontal-pod-autoscaler-tolerance, kubernetes.io/docs/tasks/run-application/
+    # horizontal-pod-autoscale/#algorithm-details), here on the way down only: an ask for more
+    # is never delayed.
+    scale_down_tolerance: float = 0.1
     # Switches for the ablations (docs/benchmarks.md), not knobs: the forecast errors, the
     # peak short-window rate, the cold start measured from the pods.
     use_forecast: bool = True
@@ -249,7 +256,8 @@ class SloPolicy:
         if breach and needed <= replicas.ready:
             # The forecast says the pods suffice, the pods say otherwise: trust the pods.
             needed, bound_by = replicas.ready + 1, "breach"
-        self._remember_need(needed, now, self._down_window_s(spec, horizon_s))
+        keep = max(needed, ceil_div(demand * (1.0 + self.params.scale_down_tolerance), capacity))
+        self._remember_need(keep, now, self._down_window_s(spec, horizon_s))
         if needed > replicas.current:
             step = spec.scaleUp.maxStep or needed
             return (min(needed, replicas.current + step),
