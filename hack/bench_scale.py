@@ -5,7 +5,8 @@ operator (CPU seconds, wall time), how many PromQL queries a tick sends, and the
 memory; also how long creation takes to reach a Deployment and all pods Ready. With
 --restart, then restarts the operator over the converged fleet: how long until every service
 was checked (kopf's resume handler) and decided by the autoscaler again, and every write the
-operator made meanwhile (from the API server's audit log). With --shards N, N operator
+operator made meanwhile (from the API server's audit log); --restarts N does it N times over
+the same fleet and prints min / median / max. With --shards N, N operator
 processes share the services through shard Leases: the figures per process. Prints figures;
 asserts nothing (benchmarks are not tests).
 """
@@ -224,7 +225,7 @@ def _resumed(log_path: Path, offset: int) -> int:
 def measure_restart(cluster: LocalCluster, operator: subprocess.Popen[bytes], services: int,
                     start: Callable[[], subprocess.Popen[bytes]], log_path: Path,
                     metrics_url: str,
-                    ) -> subprocess.Popen[bytes]:
+                    ) -> tuple[subprocess.Popen[bytes], tuple[float | None, float | None, int]]:
     """Restart the operator over the converged fleet; print time to checked/decided, writes.
 
     The same span of the running operator, just before, is measured too: the autoscaler
@@ -261,8 +262,22 @@ def measure_restart(cluster: LocalCluster, operator: subprocess.Popen[bytes], se
     print(f"  operator writes, 30 s from the restart   {sum(writes.values())}  {writes}")
     print(f"  autoscaler status writes since the restart, by cause  "
           f"{_status_writes_by_cause(metrics_url)}")
-    print(f"  operator writes, 30 s running before it  {sum(before.values())}  {before}")
-    return operator
+    print(f"  operator writes, 30 s running before it  {sum(before.values())}  {before}",
+          flush=True)
+    return operator, (checked_s, decided_s, sum(writes.values()))
+
+
+def print_restarts(figures: list[tuple[float | None, float | None, int]]) -> None:
+    """min / median / max of the restarts' figures (a restart that never got there: 600 s)."""
+    def spread(values: list[float]) -> str:
+        ordered = sorted(values)
+        return (f"{ordered[0]:.1f} / {ordered[len(ordered) // 2]:.1f} / {ordered[-1]:.1f}")
+
+    never = 600.0
+    print(f"\n{len(figures)} restarts, min / median / max")
+    print(f"  every service checked     {spread([f[0] or never for f in figures])} s")
+    print(f"  every service decided     {spread([f[1] or never for f in figures])} s")
+    print(f"  writes, 30 s from restart {spread([float(f[2]) for f in figures])}")
 
 
 def _s(seconds: float | None) -> str:
@@ -362,7 +377,7 @@ def _tick_figures(prom_url: str, operators: list[Operator]
     return (q1 - q0) / sum(f[0] for f in figures), figures
 
 
-def run(services: int, rate: int, settle_s: float, restart: bool, shards: int = 0) -> None:
+def run(services: int, rate: int, settle_s: float, restarts: int, shards: int = 0) -> None:
     with tempfile.TemporaryDirectory(prefix="sloscale-scale-") as tmp:
         root = Path(tmp)
         nodes = max(2, services // 200 + 1)
@@ -455,11 +470,14 @@ def run(services: int, rate: int, settle_s: float, restart: bool, shards: int = 
                 print(f"{who}operator RSS now / peak         {rss:.0f} MB / {peak:.0f} MB",
                       flush=True)
             print(f"  PromQL queries per tick         {queries:.1f}")
-            if restart and not shards:
-                running = operators[0]
-                running.process = measure_restart(
+            running, figures = operators[0], []
+            for _ in range(0 if shards else restarts):
+                running.process, measured = measure_restart(
                     cluster, running.process, services, lambda: start(running),
                     running.log_path, running.url)
+                figures.append(measured)
+            if len(figures) > 1:
+                print_restarts(figures)
         finally:
             for stop in reversed(stack):
                 try:
@@ -474,16 +492,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=20, help="InferenceServices applied per second")
     parser.add_argument("--settle-s", type=float, default=120.0,
                         help="wait this long after all are Ready before measuring ticks")
-    parser.add_argument("--restart", action="store_true",
+    parser.add_argument("--restart", action="store_const", const=1, dest="restarts",
+                        default=0,
                         help="then restart the operator: time to check and decide every "
                              "service again, and the writes it makes")
+    parser.add_argument("--restarts", type=int, dest="restarts",
+                        help="restart N times over the same fleet; min / median / max")
     parser.add_argument("--shards", type=int, default=0,
                         help="N operator processes sharing the services (sloscale run --shards "
                              "N); the figures per process (not with --restart)")
     args = parser.parse_args(argv)
-    if args.shards < 0 or (args.shards and args.restart):
-        parser.error("--shards must be >= 0, and is not measured with --restart")
-    run(args.services, args.rate, args.settle_s, args.restart, args.shards)
+    if args.shards < 0 or args.restarts < 0 or (args.shards and args.restarts):
+        parser.error("--shards and --restarts must be >= 0; a restart is not measured with "
+                     "--shards")
+    run(args.services, args.rate, args.settle_s, args.restarts, args.shards)
     return 0
 
 
