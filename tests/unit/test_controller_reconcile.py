@@ -146,21 +146,27 @@ def test_repair_patch_sets_what_we_render_on_the_version_read() -> None:
                  "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 8001}]}}
 
 
-def test_render_cache_renders_each_key_once_and_keeps_the_newest() -> None:
+def test_render_cache_keeps_each_services_latest_rendering() -> None:
     cache = RenderCache(size=2)
     renders: list[str] = []
 
     def render(name: str) -> Any:
         return lambda: renders.append(name) or [{"kind": name}]
 
-    first = cache.get(("a",), render("a"))
-    assert cache.get(("a",), render("a")) is first
-    cache.get(("b",), render("b"))
-    cache.get(("a",), render("a"))  # a is now the most recent; b goes next
-    cache.get(("c",), render("c"))
-    cache.get(("a",), render("a"))
-    cache.get(("b",), render("b"))
-    assert renders == ["a", "b", "c", "b"]
+    first = cache.get(("a",), "v1", render("a1"))
+    assert cache.get(("a",), "v1", render("a1")) is first
+    cache.get(("a",), "v2", render("a2"))  # a new spec replaces a's rendering ...
+    cache.get(("b",), "v1", render("b1"))  # ... so b fits beside it
+    cache.get(("a",), "v2", render("a2"))  # a is now the most recent; b goes next
+    cache.get(("c",), "v1", render("c1"))
+    cache.get(("a",), "v2", render("a2"))
+    cache.get(("b",), "v1", render("b1"))
+    cache.get(("a",), "v1", render("a1"))  # the old spec again: rendered again
+    assert renders == ["a1", "a2", "b1", "c1", "b1", "a1"]
+    cache.forget(("a",))  # deleted: its rendering goes at once
+    cache.forget(("gone",))
+    cache.get(("a",), "v1", render("a1"))
+    assert renders[-1] == "a1" and len(renders) == 7
 
 
 class Children:

@@ -93,6 +93,15 @@ def reconcile_inferenceservice(body: kopf.Body, retry: int, memo: kopf.Memo, **_
     raise kopf.TemporaryError(message, delay=backoff_s(retry))
 
 
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def forget_rendering(type: str | None, body: kopf.Body, memo: kopf.Memo,
+                           **_: Any) -> None:
+    """Async: every event of every service passes here, and only a deletion does anything."""
+    if type == "DELETED":
+        meta = body["metadata"]
+        memo.settings.render_cache.forget((meta["namespace"], meta["name"], meta["uid"]))
+
+
 def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
     for owner in body.get("metadata", {}).get("ownerReferences", []) or []:
         if owner.get("kind") == KIND and owner.get("apiVersion", "").startswith(f"{GROUP}/"):

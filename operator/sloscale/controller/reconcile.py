@@ -34,8 +34,9 @@ OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
 # last apply was this very manifest, so no field we used to set is left to drop.
 APPLIED_ANNOTATION = f"{GROUP}/applied"
 
-# Renderings kept for drift checks: a burst of child events of a few hundred services.
-RENDER_CACHE_SIZE = 512
+# Services whose latest rendering is kept for drift checks: more than a fleet, so that a
+# restart's child events (three per service, after its resume) never render again.
+RENDER_CACHE_SIZE = 10_000
 
 # (type Normal|Warning, reason, message) posted on the InferenceService.
 PostEvent = Callable[[str, str, str], None]
@@ -60,30 +61,41 @@ class Cluster(Protocol):
 
 
 class RenderCache:
-    """Recent renderings by what rendering reads: the object's identity, spec and options.
+    """Each service's latest rendering, with what rendering read: its spec and options.
 
     A service's child events come in a burst (its children created, then its Deployment's
-    rollout), each checked for drift against the same rendering. Entries are shared: read
-    them, never change them. Handler threads share the cache, hence the lock.
+    rollout), and at a restart every child arrives once after the service's resume: each is
+    checked for drift against the rendering its reconcile made. One entry per service (by
+    namespace, name and uid; a new spec replaces the old rendering), the least recently used
+    dropped beyond `size` services and a deleted one's at once (`forget`). Entries are
+    shared: read them, never change them. Handler threads share the cache, hence the lock.
     """
 
     def __init__(self, size: int = RENDER_CACHE_SIZE) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[Any, ...], list[Manifest] | None] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, ...], tuple[Any, list[Manifest] | None]] = \
+            OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...],
+    def get(self, service: tuple[str, ...], inputs: Any,
             render: Callable[[], list[Manifest] | None]) -> list[Manifest] | None:
         with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
+            entry = self._entries.get(service)
+            if entry is not None and entry[0] == inputs:
+                self._entries.move_to_end(service)
+                return entry[1]
         children = render()
         with self._lock:
-            self._entries[key] = children
+            self._entries[service] = (inputs, children)
+            self._entries.move_to_end(service)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return children
+
+    def forget(self, service: tuple[str, ...]) -> None:
+        """A deleted service's rendering goes: the cache holds the live fleet, not its past."""
+        with self._lock:
+            self._entries.pop(service, None)
 
 
 @dataclass
@@ -295,8 +307,8 @@ def rendered_children(cluster: Cluster, settings: Settings,
     meta = body["metadata"]
     autoscaled = bool((body.get("spec", {}).get("autoscaling") or {}).get("enabled"))
     options = _options(cluster, settings, body, autoscaled)
-    key = (meta["name"], meta["namespace"], meta["uid"],
-           json.dumps(body.get("spec"), sort_keys=True), options)
+    service = (meta["namespace"], meta["name"], meta["uid"])
+    inputs = (json.dumps(body.get("spec"), sort_keys=True), options)
 
     def render() -> list[Manifest] | None:
         try:
@@ -304,7 +316,7 @@ def rendered_children(cluster: Cluster, settings: Settings,
         except (SpecError, TemplateError):
             return None
 
-    return settings.render_cache.get(key, render)
+    return settings.render_cache.get(service, inputs, render)
 
 
 class _Blocked(Exception):
