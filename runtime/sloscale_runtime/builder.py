@@ -29,7 +29,8 @@ from sloscale_runtime.model_config import (
 if TYPE_CHECKING:
     import torch
 
-FORMATS = {"python": "python", "torchscript": "pytorch", "onnx": "onnxruntime"}
+FORMATS = {"python": "python", "python-onnx": "python", "torchscript": "pytorch",
+           "onnx": "onnxruntime"}
 VERSION = "1"
 
 
@@ -49,7 +50,7 @@ class BuildOptions:
     max_queue_delay_us: int = 100
     gpu: bool = False
     instance_count: int = 1
-    torch_threads: int = 1  # python backend: torch intra-op threads per model instance
+    torch_threads: int = 1  # python formats: torch (onnxruntime) threads per model instance
 
 
 def input_name(index: int) -> str:
@@ -77,6 +78,8 @@ def make_config(
     parameters = {}
     if options.format == "python":
         parameters["torch_num_threads"] = str(options.torch_threads)
+    elif options.format == "python-onnx":
+        parameters["onnx_num_threads"] = str(options.torch_threads)
     return ModelConfig(
         name=options.name,
         backend=FORMATS[options.format],

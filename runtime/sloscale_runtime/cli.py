@@ -26,7 +26,10 @@ def _add_build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="FILE.py:FACTORY; FACTORY() returns nn.Module")
     p.add_argument("--input-shape", required=True, help="example input shape, e.g. 1,3,32,32")
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--format", default="python", choices=["python", "torchscript", "onnx"])
+    p.add_argument("--format", default="python",
+                   choices=["python", "python-onnx", "torchscript", "onnx"],
+                   help="python: TorchScript run by torch in Triton's python backend; "
+                        "python-onnx: ONNX run by onnxruntime there (no torch in the image)")
     p.add_argument("--name", required=True, help="model name in the repository")
     p.add_argument("--out", required=True, type=Path, help="model repository folder")
     p.add_argument("--max-batch-size", type=int, default=16, help="0: model does not batch")
@@ -35,7 +38,8 @@ def _add_build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue-delay-us", type=int, default=100)
     p.add_argument("--gpu", action="store_true", help="instance_group KIND_GPU")
     p.add_argument("--instances", type=int, default=1, help="instance_group count")
-    p.add_argument("--torch-threads", type=int, default=1, help="python format: torch threads")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="python formats: torch (onnxruntime) threads per instance")
 
 
 def _add_serve(p: argparse.ArgumentParser) -> None:

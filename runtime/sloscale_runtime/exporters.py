@@ -1,6 +1,8 @@
 """Write a torch model in one of Triton's formats and check that the written files load and agree.
 
 python      -> model.pt (TorchScript) + model.py (python backend running torch)
+python-onnx -> model.onnx + model.py (python backend running onnxruntime: no torch in the
+               server's image)
 torchscript -> model.pt for the pytorch_libtorch backend
 onnx        -> model.onnx for the onnxruntime backend (batch dimension dynamic)
 """
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 PYTHON_MODEL_SOURCE = Path(__file__).with_name("python_backend_model.py")
+PYTHON_ONNX_MODEL_SOURCE = Path(__file__).with_name("python_onnx_model.py")
 # float32 through a traced graph or onnxruntime reorders sums; these bound that, not bugs.
 RTOL = 1e-4
 ATOL = 1e-5
@@ -31,8 +34,10 @@ def write(
         _trace(model, example).save(str(version_dir / "model.pt"))
         if fmt == "python":
             shutil.copyfile(PYTHON_MODEL_SOURCE, version_dir / "model.py")
-    elif fmt == "onnx":
+    elif fmt in ("onnx", "python-onnx"):
         _export_onnx(model, example, config, version_dir / "model.onnx")
+        if fmt == "python-onnx":
+            shutil.copyfile(PYTHON_ONNX_MODEL_SOURCE, version_dir / "model.py")
     else:
         raise BuildError(f"unknown format {fmt!r}")
 
@@ -41,7 +46,7 @@ def check_loads(
     fmt: str, version_dir: Path, example: torch.Tensor, expected: list[torch.Tensor]
 ) -> None:
     """Load what was written, run the example, compare with eager torch within RTOL/ATOL."""
-    if fmt == "onnx":
+    if fmt in ("onnx", "python-onnx"):
         got = _run_onnx(version_dir / "model.onnx", example)
     else:
         got = _run_torchscript(version_dir / "model.pt", example)

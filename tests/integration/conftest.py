@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runtime_support import BATCHED, EXAMPLE, TRITON_LABELS, UNBATCHED
+from runtime_support import BATCHED, EXAMPLE, ONNX, TRITON_LABELS, UNBATCHED
 
 from hack.devtools.prometheus import LocalPrometheus, PrometheusNotFound, scrape_config
 from sloscale.sim import fidelity_bench
@@ -24,6 +24,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("repository")
     build(BuildOptions(EXAMPLE, (1, 3, 32, 32), BATCHED, out))
     build(BuildOptions(EXAMPLE, (1, 3, 32, 32), UNBATCHED, out, dynamic_batching=False))
+    build(BuildOptions(EXAMPLE, (1, 3, 32, 32), ONNX, out, format="python-onnx"))
     build(fidelity_bench.build_options(out))
     return out
 
@@ -42,10 +43,10 @@ def triton(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def prometheus(triton: TritonServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus on loopback scraping the Triton fixture every second; yields its URL."""
     # Labelled as pod discovery would label an InferenceService's pod, which serves one
-    # model: the other models' series (the unbatched twin, the fidelity model) are dropped so
+    # model: the other models' series (the twins, the fidelity model) are dropped so
     # the service's numbers are its own.
     drop_twin = {"source_labels": ["model"], "action": "drop",
-                 "regex": f"{UNBATCHED}|{fidelity_bench.MODEL_NAME}"}
+                 "regex": f"{UNBATCHED}|{ONNX}|{fidelity_bench.MODEL_NAME}"}
     config = scrape_config(
         1, static_targets={"triton": [f"127.0.0.1:{triton.ports.metrics}"]},
         target_labels=TRITON_LABELS, metric_relabel_configs=[drop_twin],

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from runtime_support import BATCHED, EXAMPLE, ROOT, UNBATCHED
+from runtime_support import BATCHED, EXAMPLE, ONNX, ROOT, UNBATCHED
 
 from sloscale_runtime import capacity, loadgen, scrape
 from sloscale_runtime.errors import TritonError
@@ -36,7 +36,7 @@ def infer(protocol: str, url: str, model: str, images: np.ndarray) -> np.ndarray
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-@pytest.mark.parametrize("model", [BATCHED, UNBATCHED])
+@pytest.mark.parametrize("model", [BATCHED, UNBATCHED, ONNX])
 def test_outputs_match_torch_eager(triton: TritonServer, protocol: str, model: str) -> None:
     images = np.random.default_rng(7).standard_normal((3, 3, 32, 32)).astype(np.float32)
     url = triton.ports.http_url if protocol == "http" else triton.ports.grpc_url
@@ -47,7 +47,8 @@ def test_outputs_match_torch_eager(triton: TritonServer, protocol: str, model: s
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize(("model", "batches"), [(BATCHED, True), (UNBATCHED, False)])
+@pytest.mark.parametrize(("model", "batches"),
+                         [(BATCHED, True), (UNBATCHED, False), (ONNX, True)])
 def test_dynamic_batching_really_batches(triton: TritonServer, model: str, batches: bool) -> None:
     names = {scrape.EXEC_COUNT, scrape.REQUEST_SUCCESS}
     before = scrape.model_counters(triton.ports.metrics_url, model, names)

@@ -101,6 +101,7 @@ def options(models_file: Path, factory: str = "two_heads", **overrides: object) 
     ("fmt", "files", "backend"),
     [
         ("python", ["1/model.pt", "1/model.py", "config.pbtxt"], "python"),
+        ("python-onnx", ["1/model.onnx", "1/model.py", "config.pbtxt"], "python"),
         ("torchscript", ["1/model.pt", "config.pbtxt"], "pytorch"),
         ("onnx", ["1/model.onnx", "config.pbtxt"], "onnxruntime"),
     ],
