@@ -121,12 +121,17 @@ def ensure_tools() -> None:
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
-def base_key() -> str:
-    return hashlib.sha256(json.dumps(BASE_RECIPE, sort_keys=True).encode()).hexdigest()[:12]
+def base_recipe(extra: tuple[str, ...] = ()) -> dict:
+    """BASE_RECIPE with `extra` Debian packages included (another image's base)."""
+    return {**BASE_RECIPE, "include": [*BASE_RECIPE["include"], *extra]}
 
 
-def _mmdebstrap(tarball: Path) -> None:
-    recipe = BASE_RECIPE
+def base_key(extra: tuple[str, ...] = ()) -> str:
+    recipe = base_recipe(extra)
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _mmdebstrap(tarball: Path, recipe: dict) -> None:
     partial = tarball.with_name(tarball.name + ".partial")
     command = ["mmdebstrap", f"--variant={recipe['variant']}",
                f"--include={','.join(recipe['include'])}",
@@ -138,9 +143,10 @@ def _mmdebstrap(tarball: Path) -> None:
     os.replace(partial, tarball)
 
 
-def ensure_base() -> str:
-    """The base image's name, importing (and first building) it only when missing."""
-    key = base_key()
+def ensure_base(extra: tuple[str, ...] = ()) -> str:
+    """The base image's name, importing (and first building) it only when missing; `extra`
+    Debian packages make another base beside it (the real node's Triton image)."""
+    recipe, key = base_recipe(extra), base_key(extra)
     ref = f"{NAME}-base:{key}"
     if subprocess.run(["podman", "image", "exists", ref]).returncode == 0:
         return ref
@@ -149,10 +155,10 @@ def ensure_base() -> str:
     with open(tarball.parent / ".image-base.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # worktrees and CI may race to build the same base
         if not tarball.exists():
-            _log(f"building the base from Debian packages (mmdebstrap {BASE_RECIPE['suite']}, "
-                 f"{', '.join(BASE_RECIPE['include'])}; about a minute) into {tarball}")
+            _log(f"building the base from Debian packages (mmdebstrap {recipe['suite']}, "
+                 f"{', '.join(recipe['include'])}; about a minute) into {tarball}")
             started = time.monotonic()
-            _mmdebstrap(tarball)
+            _mmdebstrap(tarball, recipe)
             _log(f"base built in {time.monotonic() - started:.0f}s, "
                  f"{tarball.stat().st_size / 2**20:.0f} MiB")
         if subprocess.run(["podman", "image", "exists", ref]).returncode != 0:

@@ -56,6 +56,19 @@ def model_config(protocol: str, url: str, model: str) -> dict[str, Any]:
         client.close()
 
 
+def infer(protocol: str, url: str, model: str, batch: np.ndarray,
+          input_name: str = "INPUT__0", output_name: str = "OUTPUT__0") -> np.ndarray:
+    """One FP32 request, its output: the answer the tests compare with eager torch."""
+    module = client_module(protocol)
+    client = module.InferenceServerClient(url)
+    try:
+        tensor = module.InferInput(input_name, list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(batch)
+        return np.asarray(client.infer(model, [tensor]).as_numpy(output_name))
+    finally:
+        client.close()
+
+
 def input_specs(config: dict[str, Any], batch: int = 1) -> list[InputSpec]:
     """Request shapes from a model config: fixed dims only (variable dims are not guessed)."""
     batched = int(config.get("max_batch_size", 0)) > 0

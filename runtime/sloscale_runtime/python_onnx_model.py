@@ -23,6 +23,11 @@ import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402  (provided by the stub)
 
+# The stub's numpy bindings were built for numpy 1. With numpy 1 (a Triton image) tensors
+# cross as numpy arrays; with numpy 2 (a venv) those misread and DLPack is used instead, which
+# with numpy 1 fails (the stub renames the capsule numpy's destructor then looks for).
+NUMPY_1 = int(np.__version__.split(".")[0]) < 2
+
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
@@ -40,10 +45,8 @@ class TritonPythonModel:
         self.output_names = [spec["name"] for spec in config["output"]]
 
     def execute(self, requests: list) -> list:
-        # Tensors cross the stub by DLPack, not as_numpy(): the stub's numpy bindings were
-        # built for numpy 1 and misread numpy 2 arrays, while DLPack is the same for both.
         feeds = {
-            name: np.concatenate([np.from_dlpack(pb_utils.get_input_tensor_by_name(r, name))
+            name: np.concatenate([_from_triton(pb_utils.get_input_tensor_by_name(r, name))
                                   for r in requests])
             for name in self.input_names
         }
@@ -55,9 +58,17 @@ class TritonPythonModel:
         return [
             pb_utils.InferenceResponse(
                 output_tensors=[
-                    pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(per_output[k][i]))
+                    _to_triton(name, np.ascontiguousarray(per_output[k][i]))
                     for k, name in enumerate(self.output_names)
                 ]
             )
             for i in range(len(requests))
         ]
+
+
+def _from_triton(tensor: object) -> np.ndarray:
+    return tensor.as_numpy() if NUMPY_1 else np.from_dlpack(tensor)  # type: ignore[attr-defined]
+
+
+def _to_triton(name: str, array: np.ndarray) -> object:
+    return pb_utils.Tensor(name, array) if NUMPY_1 else pb_utils.Tensor.from_dlpack(name, array)

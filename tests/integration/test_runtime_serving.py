@@ -24,23 +24,12 @@ pytestmark = pytest.mark.integration
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def infer(protocol: str, url: str, model: str, images: np.ndarray) -> np.ndarray:
-    module = loadgen.client_module(protocol)
-    client = module.InferenceServerClient(url)
-    try:
-        tensor = module.InferInput("INPUT__0", list(images.shape), "FP32")
-        tensor.set_data_from_numpy(images)
-        return np.asarray(client.infer(model, [tensor]).as_numpy("OUTPUT__0"))
-    finally:
-        client.close()
-
-
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("model", [BATCHED, UNBATCHED, ONNX])
 def test_outputs_match_torch_eager(triton: TritonServer, protocol: str, model: str) -> None:
     images = np.random.default_rng(7).standard_normal((3, 3, 32, 32)).astype(np.float32)
     url = triton.ports.http_url if protocol == "http" else triton.ports.grpc_url
-    got = infer(protocol, url, model, images)
+    got = loadgen.infer(protocol, url, model, images)
     with torch.inference_mode():
         expected = load_model(EXAMPLE)(torch.from_numpy(images)).numpy()
     assert got.shape == (3, 10)
