@@ -423,12 +423,14 @@ def predict(
     cold_starts_s: list[float] | None = None,
     seed: int = 0,
     policy: str | None = None,
+    service: ServiceModel | None = None,
 ) -> RunResult:
     """The simulator's prediction of `run`: same spec and arrivals, the loop's lags and view.
 
     `cold_starts_s`: the pods' cold starts a run measured (else drawn with `seed`);
     `recorder`, if given, receives (time, rps, latency ms, desired, reason) per decision;
-    `policy` models something other than the spec's own (a real KEDA: `keda-latency`).
+    `policy` models something other than the spec's own (a real KEDA: `keda-latency`);
+    `service` the pods (default: the emulator's model).
     """
     spec = parse_autoscaling(isvc["spec"]["autoscaling"])
     config = SimConfig(
@@ -444,7 +446,7 @@ def predict(
         pod_summary_window_s=SUMMARY_WINDOW_S,
     )
     driver = Recorder(make_policy(policy or spec.policy, spec))
-    run = simulate(arrivals_s, driver, spec, ServiceModel(), config)
+    run = simulate(arrivals_s, driver, spec, service or ServiceModel(), config)
     if recorder is not None:
         recorder.extend(driver.seen)
     return run

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from sloscale.api import SERVICE_LABEL
 
 
 class PrometheusNotFound(RuntimeError):
@@ -33,7 +39,8 @@ def scrape_config(
     """Prometheus configuration: discovery URLs (the emulator) and static jobs (Triton).
 
     `target_labels` are added to the static targets, as pod discovery would add namespace
-    and inferenceservice to a real Triton pod.
+    and inferenceservice to a real Triton pod (PodDiscovery, below, serves real pods to
+    `http_sd_urls`).
     """
     interval = f"{max(1, round(scrape_interval_s))}s"
     jobs: list[dict] = []
@@ -54,6 +61,54 @@ def scrape_config(
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": jobs,
     }
+
+
+class PodDiscovery:
+    """Prometheus's HTTP service discovery for real pods: every pod of `namespace` with a
+    container port named `metrics` and an address, labelled as the ServiceMonitor we render
+    labels it (namespace, inferenceservice, pod). Debian's Prometheus is built without
+    kubernetes_sd_configs, so this small server on 127.0.0.1 lists the pods for it."""
+
+    def __init__(self, list_pods: Callable[[], list[dict]], namespace: str) -> None:
+        self.list_pods, self.namespace = list_pods, namespace
+        discovery = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                body = json.dumps(discovery.targets()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/targets"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def targets(self) -> list[dict]:
+        found = []
+        for pod in self.list_pods():
+            address = pod.get("status", {}).get("podIP")
+            ports = [port["containerPort"] for container in pod["spec"]["containers"]
+                     for port in container.get("ports", []) if port.get("name") == "metrics"]
+            if not address or not ports:
+                continue
+            labels = pod["metadata"].get("labels", {})
+            found.append({"targets": [f"{address}:{ports[0]}"], "labels": {
+                "namespace": self.namespace, "pod": pod["metadata"]["name"],
+                "inferenceservice": labels.get(SERVICE_LABEL, "")}})
+        return found
+
+    def start(self) -> PodDiscovery:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 class LocalPrometheus:
