@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,13 +271,14 @@ def measure_restart(cluster: LocalCluster, operator: subprocess.Popen[bytes], se
 def print_restarts(figures: list[tuple[float | None, float | None, int]]) -> None:
     """min / median / max of the restarts' figures (a restart that never got there: 600 s)."""
     def spread(values: list[float]) -> str:
-        ordered = sorted(values)
-        return (f"{ordered[0]:.1f} / {ordered[len(ordered) // 2]:.1f} / {ordered[-1]:.1f}")
+        return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
-    never = 600.0
+    def seconds(value: float | None) -> float:
+        return 600.0 if value is None else value
+
     print(f"\n{len(figures)} restarts, min / median / max")
-    print(f"  every service checked     {spread([f[0] or never for f in figures])} s")
-    print(f"  every service decided     {spread([f[1] or never for f in figures])} s")
+    print(f"  every service checked     {spread([seconds(f[0]) for f in figures])} s")
+    print(f"  every service decided     {spread([seconds(f[1]) for f in figures])} s")
     print(f"  writes, 30 s from restart {spread([float(f[2]) for f in figures])}")
 
 

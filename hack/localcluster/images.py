@@ -156,12 +156,16 @@ def ensure_triton() -> LocalImage:
 
     def fill(folder: Path) -> None:
         _copy_tree(home.parent.parent, folder / "pytriton")
+        # For the image's Python (bookworm's 3.11), whatever runs this.
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--only-binary=:all:", "--dest", str(folder / "wheels"), onnxruntime],
+                        "--only-binary=:all:", "--python-version", "3.11", "--implementation",
+                        "cp", "--abi", "cp311", "--platform", "manylinux_2_28_x86_64",
+                        "--dest", str(folder / "wheels"), onnxruntime],
                        check=True, stdout=sys.stderr)  # fmt: skip
 
     return ensure_image("triton", None, triton_lines(), packages=TRITON_PACKAGES,
-                        context=fill, inputs=f"pytriton {PYTRITON_VERSION}, {onnxruntime}")
+                        context=fill,
+                        inputs=f"pytriton {PYTRITON_VERSION} from {home}, {onnxruntime}")
 
 
 def _copy_tree(source: Path, destination: Path) -> None:

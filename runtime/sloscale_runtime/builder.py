@@ -100,6 +100,8 @@ def check_options(options: BuildOptions) -> DType:
     check_name(options.name, field_name="--name")
     if options.format not in FORMATS:
         raise RuntimeInputError(f"--format: {options.format!r} not one of {sorted(FORMATS)}")
+    if options.gpu and options.format == "python-onnx":
+        raise RuntimeInputError("--gpu: the python-onnx format runs onnxruntime on the CPU")
     if options.max_batch_size < 0:
         raise RuntimeInputError("--max-batch-size: must be >= 0")
     if options.max_batch_size > 0 and options.input_shape[0] > options.max_batch_size:

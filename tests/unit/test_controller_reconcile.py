@@ -155,6 +155,10 @@ def test_render_cache_keeps_each_services_latest_rendering() -> None:
 
     first = cache.get(("a",), "v1", render("a1"))
     assert cache.get(("a",), "v1", render("a1")) is first
+    cache.get(("a",), "v2", render("a2"))
+    cache.get(("a",), "v1", render("a1"))  # replaced by v2's, not kept beside it
+    assert renders == ["a1", "a2", "a1"]
+    renders.clear()
     cache.get(("a",), "v2", render("a2"))  # a new spec replaces a's rendering ...
     cache.get(("b",), "v1", render("b1"))  # ... so b fits beside it
     cache.get(("a",), "v2", render("a2"))  # a is now the most recent; b goes next
@@ -162,11 +166,11 @@ def test_render_cache_keeps_each_services_latest_rendering() -> None:
     cache.get(("a",), "v2", render("a2"))
     cache.get(("b",), "v1", render("b1"))
     cache.get(("a",), "v1", render("a1"))  # the old spec again: rendered again
-    assert renders == ["a1", "a2", "b1", "c1", "b1", "a1"]
+    assert renders == ["a2", "b1", "c1", "b1", "a1"]
     cache.forget(("a",))  # deleted: its rendering goes at once
     cache.forget(("gone",))
     cache.get(("a",), "v1", render("a1"))
-    assert renders[-1] == "a1" and len(renders) == 7
+    assert renders[-1] == "a1" and len(renders) == 6
 
 
 class Children:

@@ -162,6 +162,7 @@ def test_integer_input_dtype(models_file: Path) -> None:
         ("two_heads", {"input_shape": (32, 4)}, RuntimeInputError, "exceeds --max-batch-size"),
         ("two_heads", {"name": "../escape"}, RuntimeInputError, "--name"),
         ("two_heads", {"format": "tensorrt"}, RuntimeInputError, "--format"),
+        ("two_heads", {"format": "python-onnx", "gpu": True}, RuntimeInputError, "--gpu"),
     ],
 )
 def test_bad_inputs_fail_clearly_and_leave_nothing(

@@ -35,7 +35,7 @@ OPTIONAL_CHILDREN = (("policy/v1", "PodDisruptionBudget"),
 APPLIED_ANNOTATION = f"{GROUP}/applied"
 
 # Services whose latest rendering is kept for drift checks: more than a fleet, so that a
-# restart's child events (three per service, after its resume) never render again.
+# restart renders each service once for its child events (three per service), not three times.
 RENDER_CACHE_SIZE = 10_000
 
 # (type Normal|Warning, reason, message) posted on the InferenceService.
@@ -64,11 +64,12 @@ class RenderCache:
     """Each service's latest rendering, with what rendering read: its spec and options.
 
     A service's child events come in a burst (its children created, then its Deployment's
-    rollout), and at a restart every child arrives once after the service's resume: each is
-    checked for drift against the rendering its reconcile made. One entry per service (by
+    rollout), and at a restart every child arrives once: each is checked for drift against the
+    rendering the first of them made (a reconcile renders apart). One entry per service (by
     namespace, name and uid; a new spec replaces the old rendering), the least recently used
-    dropped beyond `size` services and a deleted one's at once (`forget`). Entries are
-    shared: read them, never change them. Handler threads share the cache, hence the lock.
+    dropped beyond `size` services and a deleted one's at once (`forget`; a drift check
+    rendering at that moment may put it back, until the LRU drops it). Entries are shared:
+    read them, never change them. Handler threads share the cache, hence the lock.
     """
 
     def __init__(self, size: int = RENDER_CACHE_SIZE) -> None:

@@ -61,10 +61,11 @@ class SloParams:
     recovery_rate: float = 1.02
     # A pod is released only when the window's demand quantile raised by this share still fits
     # in fewer pods: without a dead band, a quantile hovering on a pod boundary releases a pod
-    # and asks for it again one decision later. The HPA's tolerance, same default
+    # and asks for it again one decision later. A dead band like the HPA's 10 % tolerance
     # (--horizontal-pod-autoscaler-tolerance, kubernetes.io/docs/tasks/run-application/
-    # horizontal-pod-autoscale/#algorithm-details), here on the way down only: an ask for more
-    # is never delayed.
+    # horizontal-pod-autoscale/#algorithm-details), but on the need, not on the ratio to the
+    # current pods, and on the way down only: N + 1 pods stay while the quantile is within
+    # 10 % under N pods' capacity, and an ask for more is never delayed.
     scale_down_tolerance: float = 0.1
     # Switches for the ablations (docs/benchmarks.md), not knobs: the forecast errors, the
     # peak short-window rate, the cold start measured from the pods.
@@ -292,12 +293,12 @@ class SloPolicy:
         floor = max(n for _, n in state.needs)
         if floor >= replicas.current:
             return (replicas.current,
-                    f"holding: the last {window_s:.0f} s needed {floor}", bound_by)
+                    f"holding: the last {window_s:.0f} s kept {floor}", bound_by)
         # Stepwise: at most what releases every pod over one horizon of decisions.
         step = spec.scaleDown.maxStep or max(
             1, math.ceil(replicas.current * spec.interval / horizon_s))
         return (max(floor, replicas.current - step),
-                f"scale down: the last {window_s:.0f} s needed {floor}", "scale-down window")
+                f"scale down: the last {window_s:.0f} s kept {floor}", "scale-down window")
 
     def _respect_schedulable(self, desired: int, replicas: ReplicaState, now: float) -> int:
         """After pods were seen Pending, ask no more than fit for a scale-down window."""
