@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from sloscale.api import SERVICE_LABEL
+from sloscale.autoscale.promql import PROM_SERVICE_LABEL
 
 
 class PrometheusNotFound(RuntimeError):
@@ -99,7 +100,7 @@ class PodDiscovery:
             labels = pod["metadata"].get("labels", {})
             found.append({"targets": [f"{address}:{ports[0]}"], "labels": {
                 "namespace": self.namespace, "pod": pod["metadata"]["name"],
-                "inferenceservice": labels.get(SERVICE_LABEL, "")}})
+                PROM_SERVICE_LABEL: labels.get(SERVICE_LABEL, "")}})
         return found
 
     def start(self) -> PodDiscovery:

@@ -20,8 +20,9 @@ from sloscale_runtime.model_config import ModelConfig
 if TYPE_CHECKING:
     import torch
 
-PYTHON_MODEL_SOURCE = Path(__file__).with_name("python_backend_model.py")
-PYTHON_ONNX_MODEL_SOURCE = Path(__file__).with_name("python_onnx_model.py")
+# The python backend's model.py for each python format: torch or onnxruntime runs the file.
+PYTHON_MODEL_SOURCES = {"python": Path(__file__).with_name("python_backend_model.py"),
+                        "python-onnx": Path(__file__).with_name("python_onnx_model.py")}
 # float32 through a traced graph or onnxruntime reorders sums; these bound that, not bugs.
 RTOL = 1e-4
 ATOL = 1e-5
@@ -32,14 +33,12 @@ def write(
 ) -> None:
     if fmt in ("python", "torchscript"):
         _trace(model, example).save(str(version_dir / "model.pt"))
-        if fmt == "python":
-            shutil.copyfile(PYTHON_MODEL_SOURCE, version_dir / "model.py")
     elif fmt in ("onnx", "python-onnx"):
         _export_onnx(model, example, config, version_dir / "model.onnx")
-        if fmt == "python-onnx":
-            shutil.copyfile(PYTHON_ONNX_MODEL_SOURCE, version_dir / "model.py")
     else:
         raise BuildError(f"unknown format {fmt!r}")
+    if fmt in PYTHON_MODEL_SOURCES:
+        shutil.copyfile(PYTHON_MODEL_SOURCES[fmt], version_dir / "model.py")
 
 
 def check_loads(

@@ -85,15 +85,20 @@ def _since(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None) -> fl
     return seconds if seconds >= 0 else None
 
 
-def cold_start_p90(pods: Iterable[Mapping[str, Any]]) -> float | None:
-    """p90 of scheduled -> Ready over the Ready pods (None when none tells it): the cold start
-    the service really has, which the slo policy plans with."""
-    seconds = sorted(
+def cold_starts_s(pods: Iterable[Mapping[str, Any]]) -> list[float]:
+    """Seconds from scheduled to Ready of each Ready pod that tells it, in the pods' order."""
+    return [
         s for pod in pods
         if _is_true(ready := _condition(pod, "Ready"))
         and _is_true(scheduled := _condition(pod, "PodScheduled"))
         and (s := _since(scheduled, ready)) is not None
-    )
+    ]
+
+
+def cold_start_p90(pods: Iterable[Mapping[str, Any]]) -> float | None:
+    """p90 of scheduled -> Ready over the Ready pods (None when none tells it): the cold start
+    the service really has, which the slo policy plans with."""
+    seconds = sorted(cold_starts_s(pods))
     if not seconds:
         return None
     return seconds[min(len(seconds) - 1, math.ceil(0.9 * len(seconds)) - 1)]
