@@ -90,15 +90,35 @@ def test_settings_the_schema_refuses_name_the_field(raw: dict[str, object], prob
 def test_capacity_profile_json() -> None:
     import json
 
-    from sloscale.autoscale.config import capacity_from_profile
+    from sloscale.autoscale.config import read_capacity_profile
     from tests.unit.capacity_profiles import capacity_profile
 
     profile = capacity_profile(42.5)
-    assert capacity_from_profile(json.dumps(profile)) == 42.5
-    assert capacity_from_profile(json.dumps({**profile, "max_rps_at_target": None})) is None
+    assert read_capacity_profile(json.dumps(profile), 95.0) == (42.5, None)
+    assert read_capacity_profile(json.dumps({**profile, "max_rps_at_target": None}),
+                                 95.0) == (None, None)
     for bad in ("not json", json.dumps({**profile, "max_rps_at_target": -1}), "{}"):
         with pytest.raises(ValueError, match="cm/p"):
-            capacity_from_profile(bad, "cm/p")
+            read_capacity_profile(bad, 95.0, "cm/p")
+
+
+def test_capacity_profile_points_are_the_latency_curve_at_the_objectives_percentile() -> None:
+    import json
+
+    from sloscale.autoscale.config import read_capacity_profile
+    from tests.unit.capacity_profiles import capacity_profile
+
+    def point(rps: float, p95_ms: float, errors: int = 0) -> dict[str, float]:
+        return {"concurrency": 1, "throughput_rps": rps, "p50_ms": p95_ms / 2,
+                "p95_ms": p95_ms, "p99_ms": p95_ms * 2, "requests": 100, "errors": errors}
+
+    profile = {**capacity_profile(40.0),
+               "points": [point(20.0, 30.0), point(40.0, 50.0), point(45.0, 20.0, errors=3)]}
+    capacity, curve = read_capacity_profile(json.dumps(profile), 99.0)
+    assert capacity == 40.0
+    assert curve is not None  # the point with errors is left out
+    assert (curve.rps, curve.ms) == ((20.0, 40.0), (60.0, 100.0))
+    assert read_capacity_profile(json.dumps(profile), None)[1] is None  # a mean objective
     spec = parse_autoscaling({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}})
     assert (spec.capacityConfigMapRef, spec.capacityRpsPerReplica) == (("p", "k"), None)
 

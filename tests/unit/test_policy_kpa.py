@@ -3,16 +3,14 @@ state on a constant load in the simulator (the old target limit-cycled)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from sloscale.autoscale.policies import (
     AutoscalingSpec,
-    Decision,
     Objective,
-    Policy,
     ReplicaState,
     Snapshot,
     make_policy,
@@ -25,6 +23,7 @@ from sloscale.autoscale.policies.kpa import (
     in_flight,
     scale,
 )
+from sloscale.sim.compare import Recorded
 from sloscale.sim.engine import SimConfig, simulate
 from sloscale.sim.profile import profiled_spec
 from sloscale.sim.service import ServiceModel
@@ -138,32 +137,6 @@ def test_settings_need_a_target_or_a_capacity() -> None:
         KpaSettings(target_concurrency=None)
 
 
-@dataclass
-class Recording:
-    """Wraps a policy and keeps (time, desired) of every decision."""
-
-    policy: Policy
-    decisions: list[tuple[float, int]] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.policy.name
-
-    @property
-    def metrics_window_s(self) -> float | None:
-        return self.policy.metrics_window_s
-
-    @property
-    def interval_s(self) -> float | None:
-        return self.policy.interval_s
-
-    def decide(self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec,
-               now: float) -> Decision:
-        decision = self.policy.decide(snapshot, replicas, spec, now)
-        self.decisions.append((now, decision.desired_replicas))
-        return decision
-
-
 @pytest.mark.parametrize("load_test", [True, False], ids=["load-tested", "estimated"])
 @pytest.mark.parametrize("replicas_worth", [4.0, 10.0])
 def test_kpa_settles_on_a_constant_load(load_test: bool, replicas_worth: float) -> None:
@@ -178,9 +151,9 @@ def test_kpa_settles_on_a_constant_load(load_test: bool, replicas_worth: float) 
     rate, duration_s = replicas_worth * capacity, 2400.0
     rng = np.random.default_rng(11)
     arrivals = np.cumsum(rng.exponential(1.0 / rate, int(rate * duration_s)))
-    driver = Recording(make_policy("kpa", spec))
+    driver = Recorded(make_policy("kpa", spec))
     simulate(arrivals, driver, spec, service, config)
-    last = [desired for now, desired in driver.decisions
+    last = [decision.desired_replicas for now, decision in driver.decisions
             if duration_s - 600.0 <= now < duration_s]
     # The old target (capacity x the SLO) swung between 1-2 and the maximum; a target a pod
     # can hold settles: in the last 10 minutes at most two neighbouring counts.

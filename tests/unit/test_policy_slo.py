@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from sloscale.autoscale.policies import AutoscalingSpec, Objective, ReplicaState, Snapshot
+from sloscale.autoscale.policies.latency import LatencyCurve
 from sloscale.autoscale.policies.slo import (
     SloParams,
     SloPolicy,
@@ -195,6 +196,20 @@ def test_every_decision_explains_itself() -> None:
     assert details["quantile"] == pytest.approx(0.90)
     assert details["capacity_rps"] == 10.0
     assert details["predicted_load_per_pod"] == pytest.approx(10.0)
+    assert details["burstiness"] == pytest.approx(1.25)
+    assert details["predicted_latency_ms"] is None  # no latency curve in the spec
+
+
+def test_a_decision_predicts_the_latency_of_the_pods_it_picks() -> None:
+    # The profile's curve reaches the 200 ms target at 10 rps a pod (the spec's capacity).
+    curve = LatencyCurve.of([(5.0, 80.0), (10.0, 200.0), (12.0, 400.0)])
+    spec = replace(SPEC, latencyCurve=curve)
+    decision = SloPolicy().decide(snap(0.0, 36.0), ReplicaState(3, 3), spec, 0.0)
+    assert decision.desired_replicas == 4  # ceil(36 / 10)
+    details = decision.details
+    assert details["predicted_latency_ms"] == pytest.approx(80.0 + 120.0 * 4.0 / 5.0)  # 9 rps
+    assert details["modelled_latency_ms"] == pytest.approx(200.0 + 100.0 * 2.0)  # 12 rps now
+    assert decision.reason.endswith("p95 176 ms predicted at 4")
 
 
 def test_state_copy_replays_the_same_decisions() -> None:

@@ -434,3 +434,17 @@ def test_slow_spells_raise_a_busy_pods_p95_at_the_same_spread() -> None:
     independent, spells = (np.percentile(run.latency_ms, 95) for run in runs)
     assert spells > 1.08 * independent
     assert np.mean(batches_against_the_line(runs[1], SERVICE)) == pytest.approx(1.0, abs=0.03)
+
+
+def test_the_profile_measures_a_latency_curve_through_the_target_at_capacity() -> None:
+    from sloscale.sim.profile import CURVE_SHARES, profiled_spec
+
+    spec = profiled_spec(SERVICE, AutoscalingSpec(objective=Objective("p95", 150.0)),
+                         SimConfig(seed=2))
+    capacity, curve = spec.capacityRpsPerReplica, spec.latencyCurve
+    assert capacity is not None and curve is not None
+    assert curve.rps == pytest.approx(tuple(share * capacity for share in CURVE_SHARES))
+    assert curve.ms[0] < 150.0 < curve.ms[-1]  # light load meets it, 10 % past capacity not
+    # The capacity is the bisection's: the curve crosses the target between it and 1.1 x it.
+    crossing = curve.rate_at_ms(150.0)
+    assert crossing is not None and capacity <= crossing <= 1.1 * capacity

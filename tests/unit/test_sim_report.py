@@ -7,7 +7,12 @@ import pytest
 
 from sloscale.autoscale.policies import AutoscalingSpec, Objective
 from sloscale.sim.engine import RunResult
-from sloscale.sim.report import pareto_dominates, score, windows_meeting_objective
+from sloscale.sim.report import (
+    latency_model_error,
+    pareto_dominates,
+    score,
+    windows_meeting_objective,
+)
 
 SPEC = AutoscalingSpec(maxReplicas=100, objective=Objective("p95", 100.0))
 
@@ -51,3 +56,19 @@ def test_pareto(ours: tuple[float, float], other: tuple[float, float], expected:
         return {"windows_meeting_objective": pair[0], "replica_hours": pair[1]}
 
     assert pareto_dominates(row(ours), row(other)) is expected
+
+
+def test_the_latency_model_is_judged_by_what_the_pods_reported() -> None:
+    details = [
+        {"demand_rps": 10.0, "latency_ms": 100.0, "modelled_latency_ms": 100.0},  # 1.0
+        {"demand_rps": 10.0, "latency_ms": 150.0, "modelled_latency_ms": 100.0},  # 1.5
+        {"demand_rps": 10.0, "latency_ms": 90.0, "modelled_latency_ms": 100.0},  # 0.9
+        {"demand_rps": 0.0, "latency_ms": 0.0, "modelled_latency_ms": 40.0},  # no traffic
+        {"demand_rps": 10.0, "latency_ms": 100.0, "modelled_latency_ms": None},  # no model
+    ]
+    error = latency_model_error(details)
+    assert error is not None
+    assert error["decisions"] == 3
+    assert error["ratio_median"] == pytest.approx(1.0)
+    assert error["within_25pct"] == pytest.approx(2 / 3)
+    assert latency_model_error([{"demand_rps": 1.0, "latency_ms": 5.0}]) is None

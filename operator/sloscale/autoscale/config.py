@@ -11,6 +11,7 @@ from sloscale.api.schema import autoscaling_schema
 from sloscale.api.validate import apply_defaults, validate
 from sloscale.autoscale.policies import metrics_window_s
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective, ScalingRules
+from sloscale.autoscale.policies.latency import LatencyCurve
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -55,15 +56,23 @@ def policy_rate_window_s(spec: AutoscalingSpec) -> float:
     return rate_window_s(metrics_window_s(spec.policy), spec.objective.window)
 
 
-def capacity_from_profile(profile_json: str, source: str = "profile") -> float | None:
-    """max_rps_at_target of a capacity profile written by `sloscale runtime profile`.
+def read_capacity_profile(profile_json: str, percentile: float | None,
+                          source: str = "profile") -> tuple[float | None, LatencyCurve | None]:
+    """max_rps_at_target of a capacity profile written by `sloscale runtime profile`, and its
+    points as the latency curve at the objective's percentile (policies/latency.py).
 
-    None when the profile measured no point within its target; ValueError naming the field
-    when the text is not a valid profile.
+    The capacity is None when the profile measured no point within its target; the curve is
+    None for a mean objective (the profile records percentiles) or with fewer than two
+    error-free points. ValueError naming the field when the text is not a valid profile.
     """
     from sloscale_runtime.capacity import from_json  # pure; one parser for the schema
 
-    return from_json(profile_json, source=source).max_rps_at_target
+    profile = from_json(profile_json, source=source)
+    curve = None
+    if percentile is not None:
+        curve = LatencyCurve.of((p.throughput_rps, p.latency_ms(int(percentile)))
+                                for p in profile.points if p.errors == 0 and p.requests > 0)
+    return profile.max_rps_at_target, curve
 
 
 @cache

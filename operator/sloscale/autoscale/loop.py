@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sloscale.api import SERVICE_LABEL
-from sloscale.autoscale.config import capacity_from_profile, parse_autoscaling, policy_rate_window_s
+from sloscale.autoscale.config import parse_autoscaling, policy_rate_window_s, read_capacity_profile
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.autoscale.metrics import Fetched
 from sloscale.autoscale.policies import make_policy
@@ -270,20 +270,22 @@ class AutoscalerLoop:
     @staticmethod
     def _with_profile(key: ServiceKey, spec: AutoscalingSpec,
                       profiles: dict[tuple[str, str, str], str | None]) -> AutoscalingSpec:
-        """Capacity from a referenced ConfigMap; a missing or bad one only loses the seed."""
+        """Capacity and latency curve from a referenced ConfigMap; a missing or bad one only
+        loses the seed."""
         if spec.capacityConfigMapRef is None:
             return spec
         name, _ = spec.capacityConfigMapRef
         text = profiles.get((key.namespace, *spec.capacityConfigMapRef))
-        capacity = None
+        capacity, curve = None, None
         if text is None:
             log.warning("%s: capacity profile ConfigMap %s not found", key, name)
         else:
             try:
-                capacity = capacity_from_profile(text, f"ConfigMap {key.namespace}/{name}")
+                capacity, curve = read_capacity_profile(
+                    text, spec.objective.percentile, f"ConfigMap {key.namespace}/{name}")
             except ValueError as err:
                 log.warning("%s: capacity profile in ConfigMap %s: %s", key, name, err)
-        return dataclasses.replace(spec, capacityRpsPerReplica=capacity)
+        return dataclasses.replace(spec, capacityRpsPerReplica=capacity, latencyCurve=curve)
 
     # -- writes ---------------------------------------------------------------------------
     def _act(

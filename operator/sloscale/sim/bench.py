@@ -200,6 +200,12 @@ def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
         f"{doc['oracle']['peak_replicas']}; {doc['elapsed_s']:.1f} s)"
     )
     print(format_table(doc))
+    model = doc["policies"]["slo"].get("latency_model")
+    if model:
+        print(f"slo latency model: p95 reported / modelled at the pods' peak rate, over "
+              f"{model['decisions']} decisions: p10 {model['ratio_p10']:.2f}, median "
+              f"{model['ratio_median']:.2f}, p90 {model['ratio_p90']:.2f}; within 0.8-1.25: "
+              f"{model['within_25pct']:.0%}")
     print("\n".join(verdicts(doc)))
     return doc
 

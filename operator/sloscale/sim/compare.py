@@ -5,18 +5,24 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from sloscale.autoscale.policies import make_policy
-from sloscale.autoscale.policies.base import AutoscalingSpec
+from sloscale.autoscale.policies.base import (
+    AutoscalingSpec,
+    Decision,
+    Policy,
+    ReplicaState,
+    Snapshot,
+)
 from sloscale.sim.bound import lower_bound_replica_seconds
 from sloscale.sim.engine import RunResult, SimConfig, simulate
 from sloscale.sim.oracle import BUCKET_S, OracleSchedule, certify, initial_ready, search_need
 from sloscale.sim.profile import FixedReplicas, profiled_spec
-from sloscale.sim.report import score, windows_meeting_objective
+from sloscale.sim.report import latency_model_error, score, windows_meeting_objective
 from sloscale.sim.service import ServiceModel
 from sloscale.sim.traces import Trace
 
@@ -26,6 +32,33 @@ class Comparison:
     document: dict[str, Any]
     runs: list[RunResult]
     oracle: OracleSchedule
+
+
+@dataclass
+class Recorded:
+    """A policy whose decisions are kept, (time, decision) each: its latency model is judged by
+    what the pods then reported."""
+
+    policy: Policy
+    decisions: list[tuple[float, Decision]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def metrics_window_s(self) -> float | None:
+        return self.policy.metrics_window_s
+
+    @property
+    def interval_s(self) -> float | None:
+        return self.policy.interval_s
+
+    def decide(self, snapshot: Snapshot, replicas: ReplicaState, spec: AutoscalingSpec,
+               now: float) -> Decision:
+        decision = self.policy.decide(snapshot, replicas, spec, now)
+        self.decisions.append((now, decision))
+        return decision
 
 
 def _progress(step: int, total: int, label: str, started: float) -> None:
@@ -88,11 +121,13 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
     bound_s = (lower_bound_replica_seconds(trace.arrivals_s, end_s, spec, service,
                                            config.cold_start.seconds)
                if service.batch_time_cv == 0.0 else None)
-    runs = []
+    runs, models = [], []
     for step, name in enumerate(policies, start=2):
         report(step, total, name, started)
         seen = spec if slo_profile or name != "slo" else replace(spec, capacityRpsPerReplica=None)
-        runs.append(simulate(trace.arrivals_s, make_policy(name, spec), seen, service, config))
+        driver = Recorded(make_policy(name, spec))
+        runs.append(simulate(trace.arrivals_s, driver, seen, service, config))
+        models.append(latency_model_error([d.details for _, d in driver.decisions]))
     static_pods, static_run = static_fleet(trace.arrivals_s, spec, service, config)
     report(total, total, "done", started)
     oracle_hours = oracle.run.replica_seconds / 3600.0
@@ -115,7 +150,9 @@ def compare(trace: Trace, spec: AutoscalingSpec, service: ServiceModel, config: 
             "replica_hours_vs_oracle": bound_s / 3600.0 / oracle_hours
             if oracle_hours > 0 else None},
         "static_fleet": {"replicas": static_pods, **score(static_run, spec, oracle_hours)},
-        "policies": {run.name: score(run, spec, oracle_hours) for run in runs},
+        "policies": {run.name: {**score(run, spec, oracle_hours),
+                                **({"latency_model": model} if model else {})}
+                     for run, model in zip(runs, models, strict=True)},
         "elapsed_s": time.monotonic() - started,
     }
     return Comparison(document, [oracle.run, *runs], oracle.plan)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sloscale.autoscale.policies.base import AutoscalingSpec, Decision, ReplicaState, Snapshot
+from sloscale.autoscale.policies.latency import LatencyCurve
 from sloscale.sim.engine import SimConfig, simulate
 from sloscale.sim.objective import MISSED_MS
 from sloscale.sim.objective import objective_ms as _objective_ms
@@ -19,6 +20,9 @@ from sloscale.sim.service import ServiceModel
 
 PROFILE_REPLICAS = 1
 PROFILE_SECONDS = 600.0
+# The rates, as shares of the capacity, at which the latency curve is measured: the load
+# steps of a profiler's sweep, denser near the target where the curve bends.
+CURVE_SHARES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1)
 
 
 @dataclass
@@ -59,10 +63,14 @@ def objective_ms(service: ServiceModel, rps_per_replica: float, spec: Autoscalin
 def profiled_spec(service: ServiceModel, spec: AutoscalingSpec, config: SimConfig
                   ) -> AutoscalingSpec:
     """`spec` with what a load test of one replica tells: its capacity at the objective
-    (unless the spec has one) and the mean latency at that load (the KPA's target needs it)."""
+    (unless the spec has one), the mean latency at that load (the KPA's target needs it) and
+    the objective's latency at a sweep of rates around it (the slo policy's latency model)."""
     capacity = spec.capacityRpsPerReplica or profile_capacity(service, spec, config)
     mean_ms = float(_latencies_ms(service, capacity, spec, config).mean())
-    return replace(spec, capacityRpsPerReplica=capacity, meanLatencyMsAtCapacity=mean_ms)
+    rates = [share * capacity for share in CURVE_SHARES]
+    curve = LatencyCurve.of((rate, objective_ms(service, rate, spec, config)) for rate in rates)
+    return replace(spec, capacityRpsPerReplica=capacity, meanLatencyMsAtCapacity=mean_ms,
+                   latencyCurve=curve)
 
 
 def profile_capacity(service: ServiceModel, spec: AutoscalingSpec, config: SimConfig) -> float:

@@ -34,6 +34,21 @@ def score(run: RunResult, spec: AutoscalingSpec, oracle_replica_hours: float) ->
     }
 
 
+def latency_model_error(details: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How the slo policy's latency model read the pods: the percentile they reported over
+    the one the model gave at their peak rate, per decision with traffic (None without a model).
+    Ratios above 1: slower than modelled (bursts, cold starts, a backlog the curve omits)."""
+    ratios = np.array([d["latency_ms"] / d["modelled_latency_ms"] for d in details
+                       if d.get("modelled_latency_ms") and d.get("demand_rps")
+                       and d.get("latency_ms")])
+    if not len(ratios):
+        return None
+    p10, median, p90 = np.percentile(ratios, (10, 50, 90))
+    return {"decisions": len(ratios), "ratio_p10": float(p10), "ratio_median": float(median),
+            "ratio_p90": float(p90),
+            "within_25pct": float(np.mean((ratios >= 0.8) & (ratios <= 1.25)))}
+
+
 def format_table(document: dict[str, Any]) -> str:
     """A fixed-width table of the JSON document's policies, the oracle and the lower bound."""
     header = (f"{'policy':<19} {'within SLO':>10} {'windows ok':>10} {'replica-h':>10} "

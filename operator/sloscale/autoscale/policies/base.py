@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from sloscale.autoscale.policies.latency import LatencyCurve
+
 LatencyKind = Literal["p95", "p99", "mean"]
 
 
@@ -56,6 +58,9 @@ class AutoscalingSpec:
     # requests one pod holds in flight at capacity, the target a Knative user sets. None: the
     # policy estimates it from what it observes.
     meanLatencyMsAtCapacity: float | None = None  # noqa: N815
+    # The objective's latency of one replica against its per-pod rate, from the same profile
+    # (policies/latency.py). Only `slo` reads it, to predict the latency of the pods it picks.
+    latencyCurve: LatencyCurve | None = None  # noqa: N815
     # active scales; recommend only reports (the loop reads it, the policies never do).
     mode: Literal["active", "recommend"] = "active"
     # capacityProfile.configMapRef as (ConfigMap name, key): the loop reads it in its fetch

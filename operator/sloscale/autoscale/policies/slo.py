@@ -9,10 +9,12 @@ asked for now could be Ready? The parts:
 - the demand over H as a distribution (policies/demand.py): the q-quantile of the peak
   short-window rate, from the service's own forecast errors; q = 2p - 1 for a p-th
   percentile objective unless SloParams sets it;
-- the latency model of one Triton replica: its percentile rises with the per-pod arrival rate
-  (Poisson per pod behind a Service) and reaches the target at the profiled capacity c, which
-  the policy corrects online from what the pods report. For any such monotone model the fewest
-  pods whose predicted percentile at demand Q stays under the target is ceil(Q / c);
+- the latency model of one Triton replica (policies/latency.py): its percentile rises with the
+  per-pod arrival rate (Poisson per pod behind a Service), as the capacity profile measured
+  it, and reaches the target at capacity c, which the policy corrects online from what the
+  pods report. For any such monotone model the fewest pods whose predicted percentile at
+  demand Q stays under the target is ceil(Q / c); the decision reports the percentile the
+  model predicts for the pods it picks, and for the ready pods at the peak rate seen now;
 - a breach raises the count at once from the demand now; capacity is released, stepwise, only
   when the demand quantile of a whole horizon fits in fewer pods with a tolerance to spare.
 
@@ -35,6 +37,7 @@ from sloscale.autoscale.policies.base import (
     objective_value,
 )
 from sloscale.autoscale.policies.demand import DemandHistory, forecast_rps
+from sloscale.autoscale.policies.latency import predicted_ms
 
 
 @dataclass(frozen=True)
@@ -173,19 +176,30 @@ class SloPolicy:
         desired, reason, bound_by = self._target(demand, peak, breach, replicas, spec, now,
                                                  horizon_s)
         desired = spec.clamp(self._respect_schedulable(desired, replicas, now))
+        predicted = self._predicted_ms(spec, demand, desired)
+        if predicted is not None:
+            reason = f"{reason}; {spec.objective.latency} {predicted:.0f} ms predicted at {desired}"
         details = {
             "demand_rps": rate,
             "backlog": pending,
             "demand_level_rps": level,
             "demand_quantile_rps": demand,
+            "burstiness": peak / rate if rate > 0 else None,
             "quantile": quantile,
             "horizon_s": horizon_s,
             "capacity_rps": state.capacity_rps,
             "latency_ms": latency_ms,
+            # The model read at the peak rate the ready pods serve now, beside what they report.
+            "modelled_latency_ms": self._predicted_ms(spec, peak, replicas.ready),
+            "predicted_latency_ms": predicted,
             "predicted_load_per_pod": demand / desired if desired else None,
             "bound_by": bound_by,
         }
         return Decision(desired, reason, details)
+
+    def _predicted_ms(self, spec: AutoscalingSpec, demand_rps: float, pods: int) -> float | None:
+        return predicted_ms(spec.latencyCurve, self.state.capacity_rps, spec.objective.targetMs,
+                            demand_rps, pods)
 
     def quantile(self, spec: AutoscalingSpec) -> float:
         """q = 2p - 1 (p95 -> 0.90, p99 -> 0.98; a mean objective: 0.5): the objective lets
