@@ -112,8 +112,10 @@ def test_capacity_profile_points_are_the_latency_curve_at_the_objectives_percent
         return {"concurrency": 1, "throughput_rps": rps, "p50_ms": p95_ms / 2,
                 "p95_ms": p95_ms, "p99_ms": p95_ms * 2, "requests": 100, "errors": errors}
 
+    broken = {**point(30.0, 40.0), "requests": None}  # a hand-edited profile: left out too
     profile = {**capacity_profile(40.0),
-               "points": [point(20.0, 30.0), point(40.0, 50.0), point(45.0, 20.0, errors=3)]}
+               "points": [point(20.0, 30.0), point(40.0, 50.0), point(45.0, 20.0, errors=3),
+                          broken, {**point(50.0, 60.0), "p99_ms": None}]}
     capacity, curve = read_capacity_profile(json.dumps(profile), 99.0)
     assert capacity == 40.0
     assert curve is not None  # the point with errors is left out

@@ -420,6 +420,11 @@ def autoscaling_status_schema() -> Schema:
                     "from": integer("Replicas before."),
                     "to": integer("Replicas after."),
                     "reason": string("Why."),
+                    "applied": boolean("Whether the replicas were written (false in "
+                                       "recommend mode or while another autoscaler acts)."),
+                    "details": free_object("The policy's numbers behind the decision (slo: "
+                                           "demand quantile, horizon, capacity, predicted "
+                                           "latency, what bound it)."),
                 },
             ),
         },

@@ -11,7 +11,7 @@ from sloscale.api.schema import autoscaling_schema
 from sloscale.api.validate import apply_defaults, validate
 from sloscale.autoscale.policies import metrics_window_s
 from sloscale.autoscale.policies.base import AutoscalingSpec, Objective, ScalingRules
-from sloscale.autoscale.policies.latency import LatencyCurve
+from sloscale.autoscale.policies.latency import LatencyCurve, positive_number
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -70,8 +70,9 @@ def read_capacity_profile(profile_json: str, percentile: float | None,
     profile = from_json(profile_json, source=source)
     curve = None
     if percentile is not None:
-        curve = LatencyCurve.of((p.throughput_rps, p.latency_ms(int(percentile)))
-                                for p in profile.points if p.errors == 0 and p.requests > 0)
+        curve = LatencyCurve.of(
+            (p.throughput_rps, getattr(p, f"p{int(percentile)}_ms")) for p in profile.points
+            if p.errors == 0 and positive_number(p.requests))
     return profile.max_rps_at_target, curve
 
 

@@ -67,8 +67,10 @@ def profiled_spec(service: ServiceModel, spec: AutoscalingSpec, config: SimConfi
     the objective's latency at a sweep of rates around it (the slo policy's latency model)."""
     capacity = spec.capacityRpsPerReplica or profile_capacity(service, spec, config)
     mean_ms = float(_latencies_ms(service, capacity, spec, config).mean())
-    rates = [share * capacity for share in CURVE_SHARES]
-    curve = LatencyCurve.of((rate, objective_ms(service, rate, spec, config)) for rate in rates)
+    measured = [(share * capacity, objective_ms(service, share * capacity, spec, config))
+                for share in CURVE_SHARES]
+    # A load whose objective counts rejected requests (MISSED_MS) measured no latency.
+    curve = LatencyCurve.of((rate, ms) for rate, ms in measured if ms < MISSED_MS)
     return replace(spec, capacityRpsPerReplica=capacity, meanLatencyMsAtCapacity=mean_ms,
                    latencyCurve=curve)
 

@@ -32,26 +32,27 @@ class LatencyCurve:
     ms: tuple[float, ...]
 
     @classmethod
-    def of(cls, points: Iterable[tuple[float, float]]) -> LatencyCurve | None:
+    def of(cls, points: Iterable[tuple[object, object]]) -> LatencyCurve | None:
         """A curve from measured (rps, ms) pairs; None with fewer than two usable rates.
 
-        Pairs that are not finite and positive are dropped. Latency never falls as the load
-        rises, so a point measured faster than a lighter one is read as the lighter one's (a
-        load test's noise, not a replica that speeds up under load).
+        Pairs that are not finite positive numbers are dropped (a profile is user input).
+        Latency never falls as the load rises: where a load test measured a heavier load
+        faster than a lighter one, both read as their mean (isotonic regression, pooling
+        adjacent violators), so one slow warm-up point does not lift the whole curve.
         """
         usable = sorted((float(r), float(m)) for r, m in points
-                        if math.isfinite(r) and math.isfinite(m) and r > 0 and m > 0)
+                        if positive_number(r) and positive_number(m))
         rates: list[float] = []
-        latencies: list[float] = []
+        pools: list[list[float]] = []  # latencies measured at each rate
         for rate, latency in usable:
             if rates and rate == rates[-1]:
-                latencies[-1] = max(latencies[-1], latency)
-                continue
-            rates.append(rate)
-            latencies.append(max(latency, latencies[-1]) if latencies else latency)
+                pools[-1].append(latency)
+            else:
+                rates.append(rate)
+                pools.append([latency])
         if len(rates) < 2:
             return None
-        return cls(tuple(rates), tuple(latencies))
+        return cls(tuple(rates), tuple(_non_decreasing([sum(p) / len(p) for p in pools])))
 
     def latency_ms(self, rps_per_pod: float) -> float:
         """The latency at a per-pod rate: interpolated between the measured points; the
@@ -80,14 +81,36 @@ class LatencyCurve:
         return rates[low] + share * (rates[high] - rates[low])
 
 
-def predicted_ms(curve: LatencyCurve | None, capacity_rps: float | None, target_ms: float,
-                 demand_rps: float, pods: int) -> float | None:
-    """The objective's latency `pods` replicas show at `demand_rps`, the profile's curve
-    stretched so that it reaches the target at the capacity learned online; None without a
-    curve, a capacity or a pod."""
+def predicted_ms(curve: LatencyCurve | None, profiled_rps: float | None,
+                 capacity_rps: float | None, target_ms: float, demand_rps: float,
+                 pods: int) -> float | None:
+    """The objective's latency `pods` replicas show at `demand_rps`: the profile's curve read
+    at the per-pod rate x profiled / learned capacity (where the capacity has not moved, the
+    profile's own points); None without a curve, a capacity or a pod. Without a profiled
+    capacity the curve's own crossing of the target stands for it."""
     if curve is None or capacity_rps is None or capacity_rps <= 0 or pods <= 0:
         return None
-    profiled = curve.rate_at_ms(target_ms)
+    profiled = profiled_rps if profiled_rps else curve.rate_at_ms(target_ms)
     if profiled is None:
         return None
     return curve.latency_ms(demand_rps / pods * profiled / capacity_rps)
+
+
+def positive_number(value: object) -> bool:
+    """A finite number above zero (not a bool, not None, not text: profiles are user input)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def _non_decreasing(values: list[float]) -> list[float]:
+    """The closest non-decreasing sequence in least squares (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for value in values:
+        blocks.append([value, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean, count = blocks.pop()
+            previous = blocks[-1]
+            total = previous[1] + count
+            previous[0] = (previous[0] * previous[1] + mean * count) / total
+            previous[1] = total
+    return [mean for mean, count in blocks for _ in range(int(count))]

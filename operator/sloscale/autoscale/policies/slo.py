@@ -198,8 +198,8 @@ class SloPolicy:
         return Decision(desired, reason, details)
 
     def _predicted_ms(self, spec: AutoscalingSpec, demand_rps: float, pods: int) -> float | None:
-        return predicted_ms(spec.latencyCurve, self.state.capacity_rps, spec.objective.targetMs,
-                            demand_rps, pods)
+        return predicted_ms(spec.latencyCurve, spec.capacityRpsPerReplica,
+                            self.state.capacity_rps, spec.objective.targetMs, demand_rps, pods)
 
     def quantile(self, spec: AutoscalingSpec) -> float:
         """q = 2p - 1 (p95 -> 0.90, p99 -> 0.98; a mean objective: 0.5): the objective lets
