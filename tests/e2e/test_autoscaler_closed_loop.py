@@ -104,6 +104,9 @@ def test_load_step_scales_up_holds_the_objective_then_scales_down_stepwise(
             f"not stepwise down by 1: {series}; last decisions: {json.dumps(decisions[-4:])}"
         )
         assert decisions and all("reason" in d and "from" in d for d in decisions)
+        # The CRD keeps the last decision's numbers (the API server pruned them once).
+        last = obj["status"]["autoscaling"]["lastDecision"]
+        assert isinstance(last.get("applied"), bool) and isinstance(last.get("details"), dict), last
         events = stack.cluster.kubectl(
             "get", "events", "-n", NS, "--field-selector", "reason=Scaled", "-o", "json"
         )
