@@ -118,7 +118,8 @@ def test_capacity_profile_points_are_the_latency_curve_at_the_objectives_percent
                           broken, {**point(50.0, 60.0), "p99_ms": None}]}
     capacity, curve = read_capacity_profile(json.dumps(profile), 99.0)
     assert capacity == 40.0
-    assert curve is not None  # the point with errors is left out
+    assert curve is not None
+    # Only the two whole, error-free points remain (p99 = 2 x p95 in `point`).
     assert (curve.rps, curve.ms) == ((20.0, 40.0), (60.0, 100.0))
     assert read_capacity_profile(json.dumps(profile), None)[1] is None  # a mean objective
     spec = parse_autoscaling({"capacityProfile": {"configMapRef": {"name": "p", "key": "k"}}})
