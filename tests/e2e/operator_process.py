@@ -127,6 +127,15 @@ def install_api(cluster: LocalCluster, *namespaces: str) -> None:
 
 
 def wait_ready(cluster: LocalCluster, namespace: str, name: str, timeout_s: int = 120) -> None:
-    """`kubectl wait --for=condition=Ready`, the way a user waits."""
-    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", f"--timeout={timeout_s}s",
-                    f"inferenceservice/{name}", timeout=timeout_s + 10)
+    """`kubectl wait --for=condition=Ready`, the way a user waits; on a timeout, what the
+    service and its Deployment said (a rare stall is read from the failure, not re-run)."""
+    try:
+        cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready",
+                        f"--timeout={timeout_s}s", f"inferenceservice/{name}",
+                        timeout=timeout_s + 10)
+    except RuntimeError as error:
+        said = {kind: cluster.kubectl("get", "-n", namespace, kind, name, "--ignore-not-found",
+                                      "-o", "jsonpath={.metadata.generation} {.status}",
+                                      check=False).stdout
+                for kind in ("inferenceservice", "deployment")}
+        raise RuntimeError(f"{error}\nnow (generation status): {said}") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from sloscale.controller.reconcile import (
     RenderCache,
+    ServiceLocks,
     Settings,
     apply_children,
     comparable,
@@ -171,6 +173,39 @@ def test_render_cache_keeps_each_services_latest_rendering() -> None:
     cache.forget(("gone",))
     cache.get(("a",), "v1", render("a1"))
     assert renders[-1] == "a1" and len(renders) == 6
+
+
+def test_a_services_reconciles_and_refreshes_run_one_at_a_time() -> None:
+    """A reconcile holding service a's lock keeps a's refresh waiting (its status would be
+    written over by the reconcile's older Deployment), not b's."""
+    locks, order = ServiceLocks(), []
+    holding, release = threading.Event(), threading.Event()
+
+    def reconcile_a() -> None:
+        with locks.held("a"):
+            holding.set()
+            release.wait(5)
+            order.append("reconcile a")
+
+    def refresh(uid: str) -> None:
+        with locks.held(uid):
+            order.append(f"refresh {uid}")
+
+    first = threading.Thread(target=reconcile_a)
+    first.start()
+    assert holding.wait(5)
+    waiting = threading.Thread(target=refresh, args=("a",))
+    waiting.start()
+    refresh("b")
+    waiting.join(0.2)
+    assert waiting.is_alive() and order == ["refresh b"]
+    release.set()
+    first.join(5)
+    waiting.join(5)
+    assert order == ["refresh b", "reconcile a", "refresh a"]
+    locks.forget("a")  # deleted: its lock goes, and a later holder gets a new one
+    refresh("a")
+    assert order[-1] == "refresh a"
 
 
 class Children:

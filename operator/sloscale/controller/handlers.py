@@ -54,7 +54,8 @@ def run_reconcile(memo: kopf.Memo, body: dict[str, Any]) -> Outcome:
     def post(kind: str, reason: str, message: str) -> None:
         kube.post_event(body, kind, reason, message, FIELD_MANAGER)
 
-    return reconcile(kube, memo.settings, body, post, datetime.now(UTC))
+    with memo.settings.service_locks.held(body["metadata"]["uid"]):
+        return reconcile(kube, memo.settings, body, post, datetime.now(UTC))
 
 
 @kopf.on.startup()
@@ -100,6 +101,7 @@ async def forget_rendering(type: str | None, body: kopf.Body, memo: kopf.Memo,
     if type == "DELETED":
         meta = body["metadata"]
         memo.settings.render_cache.forget((meta["namespace"], meta["name"], meta["uid"]))
+        memo.settings.service_locks.forget(meta["uid"])
 
 
 def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
@@ -140,7 +142,8 @@ def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.
         if rendered is None or drifted(rendered, child):
             run_reconcile(memo, isvc)
         elif child.get("kind") == "Deployment":
-            refresh_status(memo.kube, isvc, datetime.now(UTC))
+            with memo.settings.service_locks.held(uid):
+                refresh_status(memo.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
         log.exception("reconciling %s/%s after a child changed", namespace, name)
 

@@ -7,7 +7,8 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,12 +100,41 @@ class RenderCache:
             self._entries.pop(service, None)
 
 
+class ServiceLocks:
+    """One lock per service: its reconciles and status refreshes run one at a time.
+
+    Handlers of different objects run on parallel threads, so a reconcile started by one child's
+    drift can overlap the refresh for its Deployment's last rollout event. Unserialized, the
+    status computed from the older Deployment (the reconcile's apply answer, taken before the
+    rollout ended) could be written after the one computed from the newer, and with no event
+    left to correct it Ready stayed False. Serialized, a refresh starts after its event was
+    indexed and after any reconcile begun before it: the last status written is the newest.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def held(self, uid: str) -> Iterator[None]:
+        with self._lock:
+            lock = self._locks.setdefault(uid, threading.Lock())
+        with lock:
+            yield
+
+    def forget(self, uid: str) -> None:
+        """A deleted service's lock goes (one still held is kept by its holder)."""
+        with self._lock:
+            self._locks.pop(uid, None)
+
+
 @dataclass
 class Settings:
     templates: TemplateSet
     storage_initializer_image: str
     said_no_servicemonitor: bool = field(default=False)
     render_cache: RenderCache = field(default_factory=RenderCache)
+    service_locks: ServiceLocks = field(default_factory=ServiceLocks)
 
 
 @dataclass(frozen=True)
