@@ -145,7 +145,21 @@ def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.
             with memo.settings.service_locks.held(uid):
                 refresh_status(memo.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
-        log.exception("reconciling %s/%s after a child changed", namespace, name)
+        log.exception("reconciling %s/%s after a child changed; retried later", namespace, name)
+        memo.settings.retries.schedule(uid, lambda: reconcile_again(
+            memo, inferenceservices, namespace, name, uid))
+
+
+def reconcile_again(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], Any],
+                    namespace: str, name: str, uid: str) -> None:
+    """A child event's reconcile or status refresh that raised, run again on the service as
+    the watch has it now (nothing if it went); an error raises to be retried once more (a
+    problem the reconcile reports in the status is its own: kopf's handler retries it)."""
+    isvc = object_in(inferenceservices, namespace, name)
+    if isvc is None or isvc["metadata"].get("uid") != uid or \
+            isvc["metadata"].get("deletionTimestamp"):
+        return
+    run_reconcile(memo, isvc)
 
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", when=scales_a_deployment)

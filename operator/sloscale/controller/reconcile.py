@@ -18,6 +18,7 @@ from sloscale.api.spec import InferenceServiceSpec, SpecError, parse_object
 from sloscale.api.status import Observed, Problem, compute_status
 from sloscale.autoscale.conflicts import competing_autoscaler
 from sloscale.controller.drift import contains
+from sloscale.controller.retry import RetryLater
 from sloscale.kube.errors import ApplyError
 from sloscale.kube.status import write_status as write_status_retrying
 from sloscale.render.renderer import Manifest, render_children
@@ -135,6 +136,7 @@ class Settings:
     said_no_servicemonitor: bool = field(default=False)
     render_cache: RenderCache = field(default_factory=RenderCache)
     service_locks: ServiceLocks = field(default_factory=ServiceLocks)
+    retries: RetryLater = field(default_factory=RetryLater)
 
 
 @dataclass(frozen=True)
