@@ -84,8 +84,8 @@ bench: bench-autoscale bench-fidelity bench-operator bench-scale
 bench-scale: install ## 1,000 InferenceServices: tick cost, PromQL per tick, operator RSS, time to Ready
 	@$(PY) -m hack.bench_scale --services 1000 --rate 20
 
-bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, the slo ablations and parameter sweep, 24 h speed run
-	@$(PY) -m sloscale.sim.bench --traces $(TRACES) --out $(CURDIR)/.sloscale/bench --ablations --slo-sweep \
+bench-autoscale: venv ## autoscaling benchmark: shared traces, all policies vs the oracle, the slo ablations, parameter sweep and season, 24 h speed run
+	@$(PY) -m sloscale.sim.bench --traces $(TRACES) --out $(CURDIR)/.sloscale/bench --ablations --slo-sweep --season \
 		--fidelity $(CURDIR)/.sloscale/bench-fidelity/fidelity.json
 
 bench-fidelity: venv system-deps ## the simulator against a real Triton: p50/p95 at 30/60/85 % load (writes .sloscale/bench-fidelity/)

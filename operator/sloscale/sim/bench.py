@@ -27,7 +27,7 @@ from sloscale.sim.compare import Comparison, compare
 from sloscale.sim.engine import SimConfig
 from sloscale.sim.plot import write_pareto, write_plot
 from sloscale.sim.profile import profiled_spec
-from sloscale.sim.report import format_table, pareto_dominates
+from sloscale.sim.report import format_table, pareto_dominates, windows_by_day
 from sloscale.sim.service import ServiceModel
 from sloscale.sim.traces import Trace, load_trace, stretch
 from sloscale.sim.tune import tune
@@ -147,6 +147,33 @@ def flash_crowds(seed: int, hours: float = 2.0) -> Trace:
 
 HELDOUT = (diurnal_with_steps, bursty_on_off, noisy_ramp, flash_crowds)
 
+# The recurring steps of `daily_steps`: (hour of the day, minutes held).
+DAILY_STEPS = ((9.0, 10.0), (14.5, 6.0))
+
+
+def daily_steps(seed: int, days: float = 3.0) -> Trace:
+    """Days, for the season: a day-long sine (20 to 100 rps, low at 03:00) with minute-scale
+    noise (about +-10 %), the rate doubled at 09:00 for 10 minutes and at 14:30 for 6 every
+    day (each +-30 s), and one 5-minute doubling a day at a random time. The first day is what
+    any policy sees; on the next ones the hour of the steps is known from the day before."""
+    rng = np.random.default_rng(seed + 4)
+    n_seconds = int(days * 86400)
+    seconds = np.arange(n_seconds)
+    rate = 60.0 - 40.0 * np.cos(2 * np.pi * (seconds / 86400.0 - 3.0 / 24.0))
+    noise = np.empty(n_seconds // 60 + 1)
+    noise[0] = 0.0
+    for k in range(1, len(noise)):
+        noise[k] = 0.8 * noise[k - 1] + rng.normal(0.0, 0.06)
+    rate *= np.exp(noise[seconds // 60])
+    for day in range(int(np.ceil(days))):
+        starts = [(day * 24 + hour) * 3600 + rng.uniform(-30, 30) for hour, _ in DAILY_STEPS]
+        lengths = [minutes * 60 for _, minutes in DAILY_STEPS]
+        starts.append(day * 86400 + rng.uniform(0, 86400 - 300))
+        lengths.append(300.0)
+        for start, length in zip(starts, lengths, strict=True):
+            rate[int(start):int(start + length)] *= 2.0
+    return _poisson_trace("heldout_daily_steps", rate, rng)
+
 
 def _scaled(base: Trace, args: argparse.Namespace
             ) -> tuple[Trace, float, ServiceModel, AutoscalingSpec, SimConfig]:
@@ -211,6 +238,7 @@ def bench_trace(base: Trace, args: argparse.Namespace, out: Path) -> dict:
 
 
 ABLATIONS = ("slo", "slo[use_forecast=0]", "slo[use_burstiness=0]")
+SEASON_ABLATIONS = ("slo", "slo[use_season=0]")
 COLD_START_ABLATIONS = ("slo", "slo[measure_cold_start=0]")
 
 
@@ -272,6 +300,24 @@ def bench_slo_sweep(bases: list[Trace], args: argparse.Namespace) -> dict:
     return rows
 
 
+def bench_season(args: argparse.Namespace, days: float = 3.0, peak_replicas: int = 8) -> dict:
+    """The slo policy with and without the season on `daily_steps` (days long, so sized to a
+    busiest minute of `peak_replicas` pods to keep it quick), whole run and per day: the first
+    day is the same for both, the season engages once a day is covered."""
+    base = daily_steps(args.seed, days)
+    sized = argparse.Namespace(**{**vars(args), "peak_replicas": peak_replicas})
+    trace, _, service, spec, config = _scaled(base, sized)
+    result = compare(trace, spec, service, config, list(SEASON_ABLATIONS))
+    print(f"\n## the season: {trace.name}, {days:g} days, {len(trace.arrivals_s)} requests, "
+          f"busiest minute {peak_replicas} replicas ({result.document['elapsed_s']:.1f} s)")
+    print(format_table(result.document))
+    by_day = {run.name: windows_by_day(run, spec)[:int(days)] for run in result.runs}
+    for name, met in by_day.items():
+        print(f"{name:<22} windows met by day: " + "  ".join(
+            f"day {day} {share:.3f}" for day, share in enumerate(met, start=1)))
+    return {"policies": result.document["policies"], "windows_by_day": by_day}
+
+
 def bench_speed(path: Path, args: argparse.Namespace) -> dict:
     """24 h and about 5 M requests from an hour-long trace: all policies plus the oracle."""
     service, spec, config = _setup(args)
@@ -314,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--ablations", action="store_true",
                         help="also run the slo policy without each of its parts")
+    parser.add_argument("--season", action="store_true",
+                        help="also run the slo policy with and without its season on three days")
     parser.add_argument("--slo-sweep", action="store_true",
                         help="also move each slo parameter around its default")
     parser.add_argument("--fidelity", type=Path, default=None,
@@ -338,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         results["ablations"] = bench_ablations([*shared, *heldout], args)
     if args.slo_sweep:
         results["slo_sweep"] = bench_slo_sweep([*shared, *heldout], args)
+    if args.season:
+        results["season"] = bench_season(args)
     if not args.skip_speed:
         results["speed"] = bench_speed(paths[0], args)
     (args.out / "bench-autoscale.json").write_text(json.dumps(results, indent=2, default=float))

@@ -17,6 +17,13 @@ def windows_meeting_objective(run: RunResult, spec: AutoscalingSpec) -> float:
     return float(verdicts.mean()) if len(verdicts) else 1.0
 
 
+def windows_by_day(run: RunResult, spec: AutoscalingSpec) -> list[float]:
+    """Share of the objective's windows met, per day of the run (by window start)."""
+    verdicts = window_verdicts(run, spec)
+    day = (np.arange(len(verdicts)) * spec.objective.window // 86400.0).astype(np.int64)
+    return [float(verdicts[day == d].mean()) for d in range(int(day.max(initial=-1)) + 1)]
+
+
 def score(run: RunResult, spec: AutoscalingSpec, oracle_replica_hours: float) -> dict[str, Any]:
     """The figures the issue names, per policy (fractions in 0..1)."""
     arrived = len(run.arrivals_s)

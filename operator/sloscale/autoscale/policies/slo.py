@@ -8,7 +8,8 @@ asked for now could be Ready? The parts:
   + the decision interval + the metrics' lag (half the rate window);
 - the demand over H as a distribution (policies/demand.py): the q-quantile of the peak
   short-window rate, from the service's own forecast errors; q = 2p - 1 for a p-th
-  percentile objective unless SloParams sets it;
+  percentile objective unless SloParams sets it; once the history covers a day, raised to
+  what followed the same minute a day (and a week) before when that is higher;
 - the latency model of one Triton replica (policies/latency.py): its percentile rises with the
   per-pod arrival rate (Poisson per pod behind a Service), as the capacity profile measured
   it, and reaches the target at capacity c, which the policy corrects online from what the
@@ -36,7 +37,7 @@ from sloscale.autoscale.policies.base import (
     hold,
     objective_value,
 )
-from sloscale.autoscale.policies.demand import DemandHistory, forecast_rps
+from sloscale.autoscale.policies.demand import DemandHistory, Forecast, forecast_rps
 from sloscale.autoscale.policies.latency import predicted_ms
 
 
@@ -71,8 +72,10 @@ class SloParams:
     # 10 % under N pods' capacity, and an ask for more is never delayed.
     scale_down_tolerance: float = 0.1
     # Switches for the ablations (docs/benchmarks.md), not knobs: the forecast errors, the
-    # peak short-window rate, the cold start measured from the pods.
+    # peak short-window rate, the cold start measured from the pods, the daily and weekly
+    # season (what followed this minute a day and a week before).
     use_forecast: bool = True
+    use_season: bool = True
     use_burstiness: bool = True
     measure_cold_start: bool = True
 
@@ -166,9 +169,11 @@ class SloPolicy:
         state.demand.settle_s = self._window_s(spec)
         level = state.demand.record(now, rate, peak, horizon_s, self.params.error_memory_s)
         quantile = self.quantile(spec)
-        arrivals = (forecast_rps(state.demand, level, peak, quantile, self.params.neighbours,
-                                 self.params.neighbourhood_factor)
-                    if self.params.use_forecast else peak)
+        forecast = (forecast_rps(state.demand, level, peak, quantile, self.params.neighbours,
+                                 self.params.neighbourhood_factor,
+                                 now if self.params.use_season else None)
+                    if self.params.use_forecast else Forecast(peak, "peak now"))
+        arrivals = forecast.rps
         # Pods asked for now serve after the horizon: they must drain the backlog within one.
         demand = arrivals + pending / horizon_s
         breach = (latency_ms > spec.objective.targetMs
@@ -184,6 +189,7 @@ class SloPolicy:
             "backlog": pending,
             "demand_level_rps": level,
             "demand_quantile_rps": demand,
+            "forecast_by": forecast.bound_by,
             "burstiness": peak / rate if rate > 0 else None,
             "quantile": quantile,
             "horizon_s": horizon_s,
