@@ -274,8 +274,8 @@ def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 MAYBE_UNREACHED = {
     ("monitoring.coreos.com", "servicemonitors", "delete"): "reconcile._prune, with a "
     "template set that has no ServiceMonitor template",
-    # One service's status writes are serialized in the controller; a 409 now needs the
-    # autoscaler's write to land between a read and a write, which is timing.
+    # One service's reconciles and refreshes no longer race each other; a 409 needs another
+    # write (the autoscaler's, kopf's annotations) between a read and a write: timing.
     ("serving.sloscale.io", "inferenceservices", "get"): "kube.status.write_status re-reads "
     "after a 409 conflict",
 }

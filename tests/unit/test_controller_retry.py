@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+import kopf
+import pytest
+
 from sloscale.controller.retry import RetryLater
 
 
@@ -21,8 +24,10 @@ def test_a_failing_retry_runs_again_later_until_it_succeeds() -> None:
     retries.schedule("a", work)
     assert done.wait(5)
     waits = [later - earlier for earlier, later in zip([started, *calls], calls, strict=False)]
-    # 0.01, then 0.02, then 0.04 and the cap: each wait at least its delay.
+    # 0.01, then 0.02, then 0.04 and the cap: each wait at least its delay, and the cap holds
+    # (uncapped, the fourth would wait 0.08 s).
     assert all(w >= d for w, d in zip(waits, (0.01, 0.02, 0.04, 0.04), strict=True)), waits
+    assert waits[3] < 0.075, waits
     assert retries.waiting() == 0
 
 
@@ -40,3 +45,32 @@ def test_a_key_already_waiting_keeps_its_place_and_others_run() -> None:
     assert both.wait(5)
     time.sleep(0.1)
     assert ran == ["b", "a first"]
+
+
+def test_a_retry_failing_while_its_key_waits_again_keeps_the_longer_delay() -> None:
+    retries = RetryLater(first_s=10.0, max_s=60.0)
+    retries.schedule("a", lambda: None)  # a new failure: 10 s
+    retries.schedule("a", lambda: None, delay_s=40.0)  # its earlier retry failed: 40 s
+    retries.schedule("a", lambda: None, delay_s=20.0)  # shorter than what waits: dropped
+    assert retries.waiting() == 1
+    assert retries._waiting["a"][1] == 40.0
+
+
+def test_a_retry_reconciles_the_service_as_the_watch_has_it_only_while_it_is_ours(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sloscale.controller import handlers
+
+    reconciled: list[dict] = []
+    monkeypatch.setattr(handlers, "run_reconcile", lambda memo, isvc: reconciled.append(isvc))
+    live = {"metadata": {"name": "a", "namespace": "ns", "uid": "u1"}}
+    index = {("ns", "a"): [live]}
+    memo = kopf.Memo()  # no shards: every service is ours
+    handlers.reconcile_again(memo, index, "ns", "a", "u1")
+    assert reconciled == [live]
+    handlers.reconcile_again(memo, index, "ns", "a", "u0")  # deleted and made again
+    handlers.reconcile_again(memo, {}, "ns", "a", "u1")  # gone
+    deleting = {"metadata": {**live["metadata"], "deletionTimestamp": "2026-12-03T00:00:00Z"}}
+    handlers.reconcile_again(memo, {("ns", "a"): [deleting]}, "ns", "a", "u1")
+    monkeypatch.setattr(handlers, "owns_service", lambda memo, namespace, name: False)
+    handlers.reconcile_again(memo, index, "ns", "a", "u1")  # another shard's now
+    assert reconciled == [live]

@@ -101,7 +101,6 @@ async def forget_rendering(type: str | None, body: kopf.Body, memo: kopf.Memo,
     if type == "DELETED":
         meta = body["metadata"]
         memo.settings.render_cache.forget((meta["namespace"], meta["name"], meta["uid"]))
-        memo.settings.service_locks.forget(meta["uid"])
 
 
 def _owner_name(body: kopf.Body) -> tuple[str, str] | None:
@@ -146,18 +145,25 @@ def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.
                 refresh_status(memo.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
         log.exception("reconciling %s/%s after a child changed; retried later", namespace, name)
-        memo.settings.retries.schedule(uid, lambda: reconcile_again(
-            memo, inferenceservices, namespace, name, uid))
+        retry_later(memo, inferenceservices, namespace, name, uid)
+
+
+def retry_later(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], Any],
+                namespace: str, name: str, uid: str) -> None:
+    memo.settings.retries.schedule(uid, lambda: reconcile_again(
+        memo, inferenceservices, namespace, name, uid))
 
 
 def reconcile_again(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], Any],
                     namespace: str, name: str, uid: str) -> None:
-    """A child event's reconcile or status refresh that raised, run again on the service as
-    the watch has it now (nothing if it went); an error raises to be retried once more (a
-    problem the reconcile reports in the status is its own: kopf's handler retries it)."""
+    """An event's reconcile or status refresh that raised, run again on the service as the
+    watch has it now: nothing if it went or another shard owns it now; an error raises to be
+    retried once more (a problem the reconcile reports in the status is its own: kopf's
+    handler retries it)."""
     isvc = object_in(inferenceservices, namespace, name)
     if isvc is None or isvc["metadata"].get("uid") != uid or \
-            isvc["metadata"].get("deletionTimestamp"):
+            isvc["metadata"].get("deletionTimestamp") or \
+            not owns_service(memo, namespace, name):
         return
     run_reconcile(memo, isvc)
 
@@ -174,11 +180,12 @@ def hpa_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.Me
     name = body["spec"]["scaleTargetRef"]["name"]
     if not owns_service(memo, namespace, name):
         return
+    isvc = object_in(inferenceservices, namespace, name)
+    if isvc is None or isvc["metadata"].get("deletionTimestamp"):
+        return
     try:
-        isvc = object_in(inferenceservices, namespace, name)
-        if isvc is None or isvc["metadata"].get("deletionTimestamp"):
-            return
         run_reconcile(memo, isvc)
     except Exception:  # one bad object must never stop the operator
-        log.exception("reconciling %s/%s after HPA %s went", namespace, name,
+        log.exception("reconciling %s/%s after HPA %s went; retried later", namespace, name,
                       body["metadata"].get("name"))
+        retry_later(memo, inferenceservices, namespace, name, isvc["metadata"]["uid"])

@@ -113,20 +113,30 @@ class ServiceLocks:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}  # uid -> lock, holders
         self._lock = threading.Lock()
 
     @contextmanager
     def held(self, uid: str) -> Iterator[None]:
+        """A service's lock, kept only while someone holds or waits for it: the dict holds
+        the services being worked on, not every service ever seen."""
         with self._lock:
-            lock = self._locks.setdefault(uid, threading.Lock())
-        with lock:
-            yield
+            lock, holders = self._locks.get(uid) or (threading.Lock(), 0)
+            self._locks[uid] = (lock, holders + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, holders = self._locks[uid]
+                if holders == 1:
+                    del self._locks[uid]
+                else:
+                    self._locks[uid] = (lock, holders - 1)
 
-    def forget(self, uid: str) -> None:
-        """A deleted service's lock goes (one still held is kept by its holder)."""
+    def __contains__(self, uid: str) -> bool:
         with self._lock:
-            self._locks.pop(uid, None)
+            return uid in self._locks
 
 
 @dataclass

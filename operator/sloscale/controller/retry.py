@@ -4,8 +4,8 @@ kopf retries a create or update handler that failed, never an event handler. A c
 event may be the only one left to write its service's status (a rollout's end), and a status
 write that kept meeting another writer's 409s, or an API server away, would otherwise leave
 Ready as it was for good. One daemon thread runs the retries; each key waits once (a second
-failure of the same service before its retry keeps the first place), and a retry that fails
-again waits twice as long, up to `max_s`.
+failure of the same service before its retry keeps the first place, unless its retry failed
+meanwhile and waits longer), and a retry that fails again waits twice as long, up to `max_s`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,18 @@ class RetryLater:
         that. A key already waiting keeps its place and its work."""
         delay = self.first_s if delay_s is None else min(delay_s, self.max_s)
         with self._wake:
-            if key in self._waiting:
+            waiting = self._waiting.get(key)
+            if waiting is not None:
+                # A retry failing while a new failure of its key waits: the longer delay wins,
+                # so steady failures back off.
+                if delay > waiting[1]:
+                    self._waiting[key] = (time.monotonic() + delay, delay, work)
                 return
             self._waiting[key] = (time.monotonic() + delay, delay, work)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="retry-later",
-                                                daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="retry-later", daemon=True)
+                thread.start()
+                self._thread = thread
             self._wake.notify()
 
     def waiting(self) -> int:
@@ -61,6 +66,8 @@ class RetryLater:
             try:
                 work()
             except Exception:  # tried again later; one failing key must not stop the others
+                # The trace once; an error that stays (a refused write) is not logged in full
+                # every 30 s.
                 log.warning("retry of %s failed; again in %.0f s", key,
-                            min(2 * delay, self.max_s), exc_info=True)
+                            min(2 * delay, self.max_s), exc_info=delay == self.first_s)
                 self.schedule(key, work, 2 * delay)
