@@ -82,6 +82,17 @@ def _poisson_trace(name: str, rate_rps: np.ndarray, rng: np.random.Generator) ->
     return Trace(name, "synthetic", np.sort(arrivals))
 
 
+def _minute_noise(n_seconds: int, memory: float, sigma: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Per second, a minute-scale AR(1) noise: each minute `memory` x the last plus a normal
+    step of `sigma`, starting at 0."""
+    noise = np.empty(n_seconds // 60 + 1)
+    noise[0] = 0.0
+    for k in range(1, len(noise)):
+        noise[k] = memory * noise[k - 1] + rng.normal(0.0, sigma)
+    return noise[np.arange(n_seconds) // 60]
+
+
 def diurnal_with_steps(seed: int, hours: float = 2.0) -> Trace:
     """A held-out trace no parameter was chosen on: a Poisson load on a 1 h sine period
     (100 to 600 rps) with six 2-minute steps to double the rate at random times."""
@@ -119,11 +130,7 @@ def noisy_ramp(seed: int, hours: float = 2.0) -> Trace:
     peak_s = 0.75 * n_seconds
     falling = (n_seconds - seconds) / (n_seconds - peak_s)
     shape = np.where(seconds < peak_s, seconds / peak_s, falling)
-    noise = np.empty(n_seconds // 60 + 1)
-    noise[0] = 0.0
-    for k in range(1, len(noise)):
-        noise[k] = 0.7 * noise[k - 1] + rng.normal(0.0, 0.14)
-    rate = (40.0 + 560.0 * shape) * np.exp(noise[seconds // 60])
+    rate = (40.0 + 560.0 * shape) * np.exp(_minute_noise(n_seconds, 0.7, 0.14, rng))
     return _poisson_trace("heldout_noisy_ramp", rate, rng)
 
 
@@ -160,11 +167,7 @@ def daily_steps(seed: int, days: float = 3.0) -> Trace:
     n_seconds = int(days * 86400)
     seconds = np.arange(n_seconds)
     rate = 60.0 - 40.0 * np.cos(2 * np.pi * (seconds / 86400.0 - 3.0 / 24.0))
-    noise = np.empty(n_seconds // 60 + 1)
-    noise[0] = 0.0
-    for k in range(1, len(noise)):
-        noise[k] = 0.8 * noise[k - 1] + rng.normal(0.0, 0.06)
-    rate *= np.exp(noise[seconds // 60])
+    rate *= np.exp(_minute_noise(n_seconds, 0.8, 0.06, rng))
     for day in range(int(np.ceil(days))):
         starts = [(day * 24 + hour) * 3600 + rng.uniform(-30, 30) for hour, _ in DAILY_STEPS]
         lengths = [minutes * 60 for _, minutes in DAILY_STEPS]
