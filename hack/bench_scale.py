@@ -69,20 +69,45 @@ def _service(index: int) -> dict:
 
 
 class BulkEmulator:
-    """Every Ready pod of every service serves steadily growing Triton counters."""
+    """Every Ready pod of every service serves 5 rps at 40 ms, steadily.
+
+    The counters grow with the time a pod has been Ready, in small steps (ADVANCE_S), not by
+    one listing's worth at each listing: listings take longer on a loaded machine, and counters
+    stepped at their pace read as a rate that moved by 10 % and more between ticks, news to
+    the autoscaler's observed figures (a status write) though nothing changed.
+    """
+
+    RPS, LATENCY_US, ADVANCE_S = 5.0, 40_000.0, 0.25
 
     def __init__(self, cluster: LocalCluster, registry: Registry) -> None:
         self.cluster, self.registry = cluster, registry
         self.counters: dict[PodKey, PodCounters] = {}
+        self._served_s: dict[PodKey, float] = {}  # how long each pod has served
+        self._ready: set[PodKey] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True),
+                         threading.Thread(target=self._advance, daemon=True)]
 
     def start(self) -> BulkEmulator:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _advance(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.ADVANCE_S):
+            now = time.monotonic()
+            with self._lock:
+                for key in self._ready:
+                    self._served_s[key] = served = self._served_s[key] + now - last
+                    c = self.counters[key]
+                    c.success = int(self.RPS * served)
+                    c.request_duration_us = c.success * self.LATENCY_US
+            last = now
 
     def _run(self) -> None:
         while not self._stop.wait(5):
@@ -95,15 +120,16 @@ class BulkEmulator:
                 p["metadata"]["name"]: p["metadata"]["labels"][SERVICE_LABEL] for p in pods
             }
             by_service: dict[str, dict[PodKey, EmulatedPod]] = {}
-            for name in ready_pod_names(pods):
-                key = PodKey(NS, name)
-                c = self.counters.setdefault(key, PodCounters())
-                c.success += 25  # 5 rps over the 5 s step, 40 ms each
-                c.request_duration_us += 25 * 40_000
-                c.request_summary_us = {"0.95": 60_000.0, "0.99": 80_000.0}
-                by_service.setdefault(service_of[name], {})[key] = EmulatedPod(
-                    service_of[name], "m", c
-                )
+            ready = {PodKey(NS, name) for name in ready_pod_names(pods)}
+            with self._lock:
+                for key in ready:
+                    c = self.counters.setdefault(key, PodCounters())
+                    c.request_summary_us = {"0.95": 60_000.0, "0.99": 80_000.0}
+                    self._served_s.setdefault(key, 0.0)
+                    by_service.setdefault(service_of[key.pod], {})[key] = EmulatedPod(
+                        service_of[key.pod], "m", c
+                    )
+                self._ready = ready  # a pod no longer Ready: its counters stand still
             for service, emulated in by_service.items():
                 self.registry.set_service_pods(NS, service, emulated)
 
