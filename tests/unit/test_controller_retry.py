@@ -74,3 +74,44 @@ def test_a_retry_reconciles_the_service_as_the_watch_has_it_only_while_it_is_our
     monkeypatch.setattr(handlers, "owns_service", lambda memo, namespace, name: False)
     handlers.reconcile_again(memo, index, "ns", "a", "u1")  # another shard's now
     assert reconciled == [live]
+
+
+def test_due_work_of_different_keys_runs_side_by_side_on_the_workers() -> None:
+    later, started, release = RetryLater(first_s=0.0, workers=2), [], threading.Event()
+
+    def slow(name: str) -> None:
+        started.append(name)
+        release.wait(5)
+
+    later.schedule("a", lambda: slow("a"))
+    later.schedule("b", lambda: slow("b"))
+    deadline = time.monotonic() + 5
+    while len(started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    assert sorted(started) == ["a", "b"]  # with one worker, b would wait for a's release
+
+
+def test_a_rollouts_refresh_reads_the_newest_service_and_reconciles_on_a_problem(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sloscale.controller import handlers
+    from sloscale.controller.reconcile import ServiceLocks
+
+    done: list[tuple[str, dict, bool]] = []
+    locks = ServiceLocks()
+    monkeypatch.setattr(handlers, "run_reconcile",
+                        lambda memo, isvc: done.append(("r", isvc, "u1" in locks)))
+    monkeypatch.setattr(handlers, "refresh_status",
+                        lambda kube, isvc, now: done.append(("s", isvc, "u1" in locks)))
+    memo = kopf.Memo(kube=None, settings=kopf.Memo(service_locks=locks))
+    meta = {"name": "a", "namespace": "ns", "uid": "u1"}
+    rolling = {"metadata": meta, "status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "RollingOut"}]}}
+    blocked = {"metadata": meta, "status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "SecretNotFound"}]}}
+    handlers.refresh_again(memo, {("ns", "a"): [rolling]}, "ns", "a", "u1")
+    handlers.refresh_again(memo, {("ns", "a"): [blocked]}, "ns", "a", "u1")
+    handlers.refresh_again(memo, {("ns", "a"): [rolling]}, "ns", "a", "u0")  # made again
+    handlers.refresh_again(memo, {}, "ns", "a", "u1")  # gone
+    # The refresh holds the service's lock (a reconcile takes it itself, in run_reconcile).
+    assert done == [("s", rolling, True), ("r", blocked, False)]
