@@ -141,8 +141,8 @@ def child_changed(body: kopf.Body, type: str | None, namespace: str, memo: kopf.
         if rendered is None or drifted(rendered, child):
             run_reconcile(memo, isvc)
         elif child.get("kind") == "Deployment":
-            memo.settings.refreshes.schedule(uid, lambda: refresh_again(
-                memo, inferenceservices, namespace, name, uid))
+            with memo.settings.service_locks.held(uid):
+                refresh_status(memo.kube, isvc, datetime.now(UTC))
     except Exception:  # one bad object must never stop the operator
         log.exception("reconciling %s/%s after a child changed; retried later", namespace, name)
         retry_later(memo, inferenceservices, namespace, name, uid)
@@ -154,41 +154,18 @@ def retry_later(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], 
         memo, inferenceservices, namespace, name, uid))
 
 
-def _still_ours(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], Any],
-                namespace: str, name: str, uid: str) -> dict[str, Any] | None:
-    """The service as the watch has it now, unless it went, is going or another shard owns it."""
-    isvc = object_in(inferenceservices, namespace, name)
-    if isvc is None or isvc["metadata"].get("uid") != uid or \
-            isvc["metadata"].get("deletionTimestamp") or \
-            not owns_service(memo, namespace, name):
-        return None
-    return dict(isvc)
-
-
 def reconcile_again(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], Any],
                     namespace: str, name: str, uid: str) -> None:
     """An event's reconcile or status refresh that raised, run again on the service as the
     watch has it now: nothing if it went or another shard owns it now; an error raises to be
     retried once more (a problem the reconcile reports in the status is its own: kopf's
     handler retries it)."""
-    isvc = _still_ours(memo, inferenceservices, namespace, name, uid)
-    if isvc is not None:
-        run_reconcile(memo, isvc)
-
-
-def refresh_again(memo: kopf.Memo, inferenceservices: kopf.Index[tuple[str, str], Any],
-                  namespace: str, name: str, uid: str) -> None:
-    """A Deployment event's status refresh, a moment after the event, from the newest service
-    and Deployment the watches hold (a reconcile if a problem came up meanwhile); an error
-    raises to be tried again later."""
-    isvc = _still_ours(memo, inferenceservices, namespace, name, uid)
-    if isvc is None:
+    isvc = object_in(inferenceservices, namespace, name)
+    if isvc is None or isvc["metadata"].get("uid") != uid or \
+            isvc["metadata"].get("deletionTimestamp") or \
+            not owns_service(memo, namespace, name):
         return
-    if not status_only_refresh_ok(isvc.get("status") or {}):
-        run_reconcile(memo, isvc)
-        return
-    with memo.settings.service_locks.held(uid):
-        refresh_status(memo.kube, isvc, datetime.now(UTC))
+    run_reconcile(memo, isvc)
 
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", when=scales_a_deployment)

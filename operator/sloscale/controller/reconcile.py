@@ -40,11 +40,6 @@ APPLIED_ANNOTATION = f"{GROUP}/applied"
 # restart renders each service once for its child events (three per service), not three times.
 RENDER_CACHE_SIZE = 10_000
 
-# A Deployment event's status refresh waits this long, so that the rest of its rollout's events
-# (a second or two apart) are read by the same refresh: one status write instead of up to three.
-REFRESH_DELAY_S = 1.0
-REFRESH_WORKERS = 4
-
 # (type Normal|Warning, reason, message) posted on the InferenceService.
 PostEvent = Callable[[str, str, str], None]
 
@@ -152,8 +147,6 @@ class Settings:
     render_cache: RenderCache = field(default_factory=RenderCache)
     service_locks: ServiceLocks = field(default_factory=ServiceLocks)
     retries: RetryLater = field(default_factory=RetryLater)
-    refreshes: RetryLater = field(default_factory=lambda: RetryLater(
-        REFRESH_DELAY_S, workers=REFRESH_WORKERS, name="status-refresh"))
 
 
 @dataclass(frozen=True)
