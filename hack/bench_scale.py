@@ -209,7 +209,9 @@ def writes_by_agent(audit_logs: list[Path], since: str, until: str
             ref = event.get("objectRef") or {}
             what = ref.get("resource", "?") + (f"/{ref['subresource']}"
                                                if ref.get("subresource") else "")
-            counts[(event["userAgent"], f"{event['verb']} {what}")] += 1
+            refused = (event.get("responseStatus") or {}).get("code") == 409
+            counts[(event["userAgent"], f"{event['verb']} {what}{' (409)' if refused else ''}")] \
+                += 1
     return counts
 
 
@@ -486,6 +488,11 @@ def run(services: int, rate: int, settle_s: float, restarts: int, shards: int = 
             per_service = {k: round(v / services, 2) for k, v in sorted(burst_writes.items())}
             print(f"  operator writes per service until then  "
                   f"{sum(burst_writes.values()) / services:.2f}  {per_service}")
+            by_cause = Counter[str]()
+            for op in operators:
+                by_cause.update(_status_writes_by_cause(op.url))
+            print("  of which the autoscaler's status writes, per service by cause  "
+                  f"{ {k: round(v / services, 2) for k, v in sorted(by_cause.items())} }")
             for op, (n, wall, cpu_tick), (_, rss, peak), spent in zip(
                     operators, ticks, now, cpu, strict=True):
                 who = f"  [{op.identity}] " if shards else "  "
