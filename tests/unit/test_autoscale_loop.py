@@ -71,8 +71,17 @@ class FakeKube:
         self.calls.append(("status", service["metadata"]["name"]))
         self.statuses[service["metadata"]["name"]] = {
             "autoscaling": autoscaling,
-            "conditions": [{"type": c.type, "reason": c.reason, "message": c.message}
+            "conditions": [{"type": c.type, "status": "True" if c.status else "False",
+                            "reason": c.reason, "message": c.message}
                            for c in outcome.conditions]}
+
+    def newest(self, service: dict[str, Any]) -> dict[str, Any]:
+        """As the operator's client: `services` are a watch that never shows our writes; our
+        last status write is remembered and merged in."""
+        written = self.statuses.get(service["metadata"]["name"])
+        if written is None:
+            return service
+        return {**service, "status": {**(service.get("status") or {}), **written}}
 
     def named(self, call: str) -> list[Any]:
         return [arg for kind, arg in self.calls if kind == call]
@@ -117,6 +126,20 @@ def test_a_busy_service_is_scaled_with_an_event_and_a_status() -> None:
     writes = loop.metrics.registry.get_sample_value(
         "sloscale_autoscaler_status_writes_total", {"cause": "desiredReplicas"})
     assert writes == 1.0
+
+
+def test_a_decision_already_written_is_not_written_again_while_the_watch_lags() -> None:
+    """The watched copy never shows the loop's own writes (a watch behind in a burst of
+    creations): unchanged decisions are judged against what was written, and not rewritten."""
+    kube, source = FakeKube(service("a")), FakeSource({"a": 5.0})
+    loop = new_loop(kube, source, [0.0])
+    for step in range(12):  # a minute: four decisions at a 15 s interval
+        tick(loop, NOW + 5 * step)
+    decided = sum(sample.value for metric in loop.metrics.registry.collect()
+                  if metric.name == "sloscale_autoscaler_decisions" for sample in metric.samples
+                  if sample.name.endswith("_total"))
+    assert decided >= 4
+    assert kube.named("status") == ["a"]
 
 
 def test_missing_metrics_hold_and_say_so() -> None:

@@ -186,6 +186,9 @@ class KubeAutoscalerClient:
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         return self._kube.config_map(namespace, name)
 
+    def newest(self, service: dict[str, Any]) -> dict[str, Any]:
+        return self._kube.newest(service)
+
     # -- writes -----------------------------------------------------------------------------
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         actuator.scale(self._kube, namespace, name, replicas)

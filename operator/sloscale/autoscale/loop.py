@@ -54,6 +54,10 @@ class AutoscalerKube(Protocol):
     def event(self, service: dict[str, Any], reason: str, message: str) -> None: ...
     def write_status(self, service: dict[str, Any], autoscaling: dict[str, Any],
                      outcome: TickOutcome, now: float) -> None: ...
+    def newest(self, service: dict[str, Any]) -> dict[str, Any]:
+        """The watched service with this process's own last status write in it, where the
+        watch has not delivered that write yet."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,11 @@ class AutoscalerLoop:
                 f"replicas {outcome.current_replicas} -> {outcome.desired_replicas}: "
                 f"{outcome.reason}",
             )
+        # Judged against what we last wrote, not the watched copy: in a burst of creations the
+        # watch lagged a decision behind, each decision looked new, and the same status was
+        # written again (3.4 writes per service, of an unchanged desiredReplicas), and the
+        # history of decisions would have been rebuilt from a stale one.
+        service = self.kube.newest(service)
         autoscaling = autoscaling_status(service, outcome, metrics, now)
         cause = write_cause(service, autoscaling, outcome, now)
         if cause is not None:
