@@ -460,6 +460,9 @@ def run(services: int, rate: int, settle_s: float, restarts: int, shards: int = 
             ready = _wait_all_ready(cluster, services)
             all_ready_s = time.monotonic() - started
             until = _audit_now()
+            by_cause = Counter[str]()  # the autoscaler's, over the same span as burst_writes
+            for op in operators:
+                by_cause.update(_status_writes_by_cause(op.url))
             by_agent = writes_by_agent(audit, since, until)  # one pass over a large log
             burst_writes = _by_kind(by_agent)
             at_ready = [op.proc() for op in operators]
@@ -488,9 +491,6 @@ def run(services: int, rate: int, settle_s: float, restarts: int, shards: int = 
             per_service = {k: round(v / services, 2) for k, v in sorted(burst_writes.items())}
             print(f"  operator writes per service until then  "
                   f"{sum(burst_writes.values()) / services:.2f}  {per_service}")
-            by_cause = Counter[str]()
-            for op in operators:
-                by_cause.update(_status_writes_by_cause(op.url))
             print("  of which the autoscaler's status writes, per service by cause  "
                   f"{ {k: round(v / services, 2) for k, v in sorted(by_cause.items())} }")
             for op, (n, wall, cpu_tick), (_, rss, peak), spent in zip(

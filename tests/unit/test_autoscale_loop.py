@@ -44,6 +44,7 @@ class FakeKube:
         self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
         self.calls: list[tuple[str, Any]] = []
         self.statuses: dict[str, dict[str, Any]] = {}
+        self.written_from: list[Any] = []  # the status of each copy handed to write_status
 
     def list_inference_services(self) -> list[dict[str, Any]]:
         self.calls.append(("list", None))
@@ -69,6 +70,7 @@ class FakeKube:
     def write_status(self, service: dict[str, Any], autoscaling: dict[str, Any],
                      outcome: TickOutcome, now: float) -> None:
         self.calls.append(("status", service["metadata"]["name"]))
+        self.written_from.append(service.get("status"))
         self.statuses[service["metadata"]["name"]] = {
             "autoscaling": autoscaling,
             "conditions": [{"type": c.type, "status": "True" if c.status else "False",
@@ -140,6 +142,13 @@ def test_a_decision_already_written_is_not_written_again_while_the_watch_lags() 
                   if sample.name.endswith("_total"))
     assert decided >= 4
     assert kube.named("status") == ["a"]
+    # A real change is written, from the watched copy (the client merges our last write in
+    # itself; a copy already merged would read as a watch that caught up).
+    source.rps = {"a": 35.0}
+    for step in range(12, 18):
+        tick(loop, NOW + 5 * step)
+    assert len(kube.named("status")) > 1  # the fake never scales: each decision is news
+    assert kube.written_from == [None] * len(kube.named("status"))
 
 
 def test_missing_metrics_hold_and_say_so() -> None:

@@ -307,10 +307,12 @@ class AutoscalerLoop:
         # Judged against what we last wrote, not the watched copy: in a burst of creations the
         # watch lagged a decision behind, each decision looked new, and the same status was
         # written again (3.4 writes per service, of an unchanged desiredReplicas), and the
-        # history of decisions would have been rebuilt from a stale one.
-        service = self.kube.newest(service)
-        autoscaling = autoscaling_status(service, outcome, metrics, now)
-        cause = write_cause(service, autoscaling, outcome, now)
+        # history of decisions would have been rebuilt from a stale one. The write itself
+        # starts from the watched copy: it merges our last write in again, and a copy that
+        # already carries it would read as a caught-up watch and drop that write's answer.
+        judged = self.kube.newest(service)
+        autoscaling = autoscaling_status(judged, outcome, metrics, now)
+        cause = write_cause(judged, autoscaling, outcome, now)
         if cause is not None:
             self.kube.write_status(service, autoscaling, outcome, now)
             self.metrics.status_writes.labels(cause).inc()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.flowyaml import flow_yaml
 from sloscale.kube.errors import ApplyError, StatusConflict
-from sloscale.kube.status import with_newer_write
+from sloscale.kube.status import is_later, with_newer_write
 from sloscale.kube.watched import WatchedObjects, objects_in
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ class Kube:
         self.watched: WatchedObjects | None = None
         # (namespace, name) -> (resourceVersion, generation, status) of our last status
         # write's answer, until a watched version at least as new is seen (`newest`).
+        # The controller's handler threads and the autoscaler's share it.
         self._written: dict[tuple[str, str], tuple[str, Any, dict[str, Any]]] = {}
+        self._written_lock = threading.Lock()
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -201,8 +204,12 @@ class Kube:
                 raise
             return
         meta = answer.get("metadata") or {}
-        self._written[(namespace, name)] = (meta.get("resourceVersion", ""),
-                                            meta.get("generation"), answer.get("status") or {})
+        written = (meta.get("resourceVersion", ""), meta.get("generation"),
+                   answer.get("status") or {})
+        with self._written_lock:  # answers may come back out of order: the newest is kept
+            known = self._written.get((namespace, name))
+            if known is None or not is_later(known[0], written[0]):
+                self._written[(namespace, name)] = written
 
     def newest(self, body: dict[str, Any]) -> dict[str, Any]:
         """`body` (a watched version, which may not have seen our last status write yet) with
@@ -212,12 +219,15 @@ class Kube:
         one that is not an integer leaves `body` as it is."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        written = self._written.get(key)
+        with self._written_lock:
+            written = self._written.get(key)
         if written is None:
             return body
         found = with_newer_write(body, written)
-        if found is body:
-            self._written.pop(key, None)  # the watch has caught up (or versions are opaque)
+        if found is body:  # the watch has caught up (or versions are opaque)
+            with self._written_lock:
+                if self._written.get(key) is written:  # not a newer answer stored meanwhile
+                    del self._written[key]
         return found
 
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:

@@ -23,16 +23,21 @@ class StatusClient(Protocol):
                      resource_version: str | None) -> None: ...
 
 
+def is_later(version: str, than: str) -> bool:
+    """Whether resourceVersion `version` is newer than `than`, compared as the integers etcd
+    makes them; False when either is not one (opaque versions tell no order)."""
+    try:
+        return int(version) > int(than)
+    except ValueError:
+        return False
+
+
 def with_newer_write(body: dict[str, Any],
                      written: tuple[str, Any, dict[str, Any]]) -> dict[str, Any]:
     """`body` with the (resourceVersion, generation, status) of a later write in it, or
     `body` itself when it is as new (or a version is not the integer etcd makes)."""
     meta = body["metadata"]
-    try:
-        newer = int(written[0]) > int(meta.get("resourceVersion", "0"))
-    except ValueError:
-        return body
-    if not newer:
+    if not is_later(written[0], meta.get("resourceVersion", "0")):
         return body
     return {**body, "status": written[2],
             "metadata": {**meta, "resourceVersion": written[0], "generation": written[1]}}
