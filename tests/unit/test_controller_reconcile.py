@@ -261,24 +261,17 @@ def test_a_status_write_newer_than_the_watched_object_is_used(
 
 
 def test_status_answers_coming_back_out_of_order_leave_the_newest_to_merge() -> None:
-    import threading
-    from types import SimpleNamespace
+    from sloscale.kube.status import WrittenStatuses
 
-    from sloscale.kube.client import Kube
-
-    kube = Kube.__new__(Kube)  # no API server: only the status-write memory is exercised
-    kube._written, kube._written_lock = {}, threading.Lock()
-    answers = iter([{"metadata": {"resourceVersion": "12"}, "status": {"n": 12}},
-                    {"metadata": {"resourceVersion": "11"}, "status": {"n": 11}}])
-    kube.custom = SimpleNamespace(
-        patch_namespaced_custom_object_status=lambda *args, **kwargs: next(answers))
-    kube.patch_status("ns", "a", {"n": 12})
-    kube.patch_status("ns", "a", {"n": 11})  # an older write whose answer came back later
+    written = WrittenStatuses()
+    written.remember("ns", "a", {"metadata": {"resourceVersion": "12"}, "status": {"n": 12}})
+    # an older write whose answer came back later
+    written.remember("ns", "a", {"metadata": {"resourceVersion": "11"}, "status": {"n": 11}})
     watched = {"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "10"}}
-    assert kube.newest(watched)["status"] == {"n": 12}
+    assert written.newest(watched)["status"] == {"n": 12}
     caught_up = {"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "12"}}
-    assert kube.newest(caught_up) is caught_up
-    assert kube.newest(watched) is watched  # the watch caught up: the answer was let go
+    assert written.newest(caught_up) is caught_up
+    assert written.newest(watched) is watched  # the watch caught up: the answer was let go
 
 
 class WithHpas:

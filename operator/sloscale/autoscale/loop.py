@@ -306,7 +306,7 @@ class AutoscalerLoop:
             )
         # Judged against what we last wrote, not the watched copy: in a burst of creations the
         # watch lagged a decision behind, each decision looked new, and the same status was
-        # written again (3.4 writes per service, of an unchanged desiredReplicas), and the
+        # written again (about 3 writes per service of an unchanged desiredReplicas), and the
         # history of decisions would have been rebuilt from a stale one. The write itself
         # starts from the watched copy: it merges our last write in again, and a copy that
         # already carries it would read as a caught-up watch and drop that write's answer.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from sloscale.api import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from sloscale.flowyaml import flow_yaml
 from sloscale.kube.errors import ApplyError, StatusConflict
-from sloscale.kube.status import is_later, with_newer_write
+from sloscale.kube.status import WrittenStatuses
 from sloscale.kube.watched import WatchedObjects, objects_in
 
 log = logging.getLogger(__name__)
@@ -74,11 +73,7 @@ class Kube:
         self._crd_seen: dict[str, tuple[float, bool]] = {}
         # Set once the operator's watches run (controller/indexes.py); until then, GETs.
         self.watched: WatchedObjects | None = None
-        # (namespace, name) -> (resourceVersion, generation, status) of our last status
-        # write's answer, until a watched version at least as new is seen (`newest`).
-        # The controller's handler threads and the autoscaler's share it.
-        self._written: dict[tuple[str, str], tuple[str, Any, dict[str, Any]]] = {}
-        self._written_lock = threading.Lock()
+        self._written = WrittenStatuses()  # our status writes' answers, for `newest`
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -203,32 +198,12 @@ class Kube:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
             return
-        meta = answer.get("metadata") or {}
-        written = (meta.get("resourceVersion", ""), meta.get("generation"),
-                   answer.get("status") or {})
-        with self._written_lock:  # answers may come back out of order: the newest is kept
-            known = self._written.get((namespace, name))
-            if known is None or not is_later(known[0], written[0]):
-                self._written[(namespace, name)] = written
+        self._written.remember(namespace, name, answer)
 
     def newest(self, body: dict[str, Any]) -> dict[str, Any]:
         """`body` (a watched version, which may not have seen our last status write yet) with
-        that write's answer in it where the answer is newer: a status computed from the
-        watched version alone met a 409, a re-read and a second write, several times per
-        service in a burst. resourceVersions are compared as the integers etcd makes them;
-        one that is not an integer leaves `body` as it is."""
-        meta = body["metadata"]
-        key = (meta["namespace"], meta["name"])
-        with self._written_lock:
-            written = self._written.get(key)
-        if written is None:
-            return body
-        found = with_newer_write(body, written)
-        if found is body:  # the watch has caught up (or versions are opaque)
-            with self._written_lock:
-                if self._written.get(key) is written:  # not a newer answer stored meanwhile
-                    del self._written[key]
-        return found
+        that write's answer in it where the answer is newer (WrittenStatuses)."""
+        return self._written.newest(body)
 
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         """A ConfigMap's data; None when there is no such ConfigMap."""

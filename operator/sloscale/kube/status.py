@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -41,6 +42,45 @@ def with_newer_write(body: dict[str, Any],
         return body
     return {**body, "status": written[2],
             "metadata": {**meta, "resourceVersion": written[0], "generation": written[1]}}
+
+
+class WrittenStatuses:
+    """Our last status write's answer per service, kept until a watched version at least as
+    new is seen: merged into a watched copy that has not seen it yet (`newest`), a status is
+    computed from what we wrote, not from before it (a 409, a re-read and a second write,
+    several times per service in a burst). The controller's handler threads and the
+    autoscaler share one, hence the lock."""
+
+    def __init__(self) -> None:
+        # (namespace, name) -> (resourceVersion, generation, status) of the answer
+        self._answers: dict[tuple[str, str], tuple[str, Any, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, namespace: str, name: str, answer: dict[str, Any]) -> None:
+        """A status write's answer; answers may come back out of order: the newest is kept."""
+        meta = answer.get("metadata") or {}
+        written = (meta.get("resourceVersion", ""), meta.get("generation"),
+                   answer.get("status") or {})
+        with self._lock:
+            known = self._answers.get((namespace, name))
+            if known is None or not is_later(known[0], written[0]):
+                self._answers[(namespace, name)] = written
+
+    def newest(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` (a watched version) with our last write's answer in it where the answer is
+        newer; once the watch has caught up (or versions are opaque) the answer is let go."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        with self._lock:
+            written = self._answers.get(key)
+        if written is None:
+            return body
+        found = with_newer_write(body, written)
+        if found is body:
+            with self._lock:
+                if self._answers.get(key) is written:  # not a newer answer stored meanwhile
+                    del self._answers[key]
+        return found
 
 
 def write_status(client: StatusClient, body: dict[str, Any], compute: ComputeStatus,
